@@ -1,0 +1,86 @@
+"""In-memory records of a loaded corpus, before tensors are built.
+
+Every source (COGMEN pickle, DialogueRNN pickle, bridging's own format, the synthetic
+generator) produces a :class:`Corpus`: named splits, each an ordered list of
+:class:`Dialogue`. The DataModule validates a Corpus and turns it into tensors once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Modality names, in the fixed order in which models concatenate them.
+MODALITY_ORDER: tuple[str, ...] = ("a", "t", "v")
+
+#: Label index used for padded positions and utterances without a gold label.
+IGNORE_INDEX = -100
+
+#: IEMOCAP label sets (METHOD.md section 1), names in index order.
+LABEL_SETS: dict[str, tuple[str, ...]] = {
+    "iemocap_6": ("hap", "sad", "neu", "ang", "exc", "fru"),
+    "iemocap_4": ("hap", "sad", "neu", "ang"),
+}
+
+#: Speaker codes of IEMOCAP: M -> 0, F -> 1.
+SPEAKER_CODES: dict[str, int] = {"M": 0, "F": 1}
+SPEAKER_NAMES: tuple[str, ...] = ("M", "F")
+
+
+class DataError(ValueError):
+    """Bad input data: the message names the file, the field and what was expected."""
+
+
+def ordered_modalities(names) -> list[str]:
+    """Return modality names in the canonical order a, t, v; unknown names are an error."""
+    names = list(names)
+    unknown = [m for m in names if m not in MODALITY_ORDER]
+    if unknown:
+        raise DataError(f"unknown modality {unknown}: expected a subset of {list(MODALITY_ORDER)}")
+    if len(set(names)) != len(names):
+        raise DataError(f"modalities listed twice in {names}")
+    return [m for m in MODALITY_ORDER if m in names]
+
+
+@dataclass
+class Dialogue:
+    """One dialogue: ordered utterances with speaker ids, labels and features per modality.
+
+    ``labels`` holds label indices of the corpus label set, IGNORE_INDEX where unknown.
+    ``features`` maps modality name to a float32 array [n_utterances, D].
+    """
+
+    id: str
+    speakers: np.ndarray  # int64 [n]
+    labels: np.ndarray  # int64 [n]
+    features: dict[str, np.ndarray]
+    sentences: list[str] | None = None
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass
+class Corpus:
+    """A loaded dataset: splits (train/dev/test, any may be missing) of dialogues."""
+
+    splits: dict[str, list[Dialogue]]
+    label_names: tuple[str, ...]
+    label_set: str
+    source_format: str
+    path: str | None = None
+    n_speakers: int = 2
+    speaker_names: tuple[str, ...] = SPEAKER_NAMES
+    #: Feature extractors used to make the features (saved with models); see METHOD.md 5.
+    extractors: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def modalities(self) -> list[str]:
+        for dialogues in self.splits.values():
+            for d in dialogues:
+                return ordered_modalities(d.features.keys())
+        return []
+
+    def where(self) -> str:
+        return self.path or f"<{self.source_format}>"
