@@ -1,0 +1,61 @@
+# bridging: every target creates and uses the local virtual environment .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# the CPU build of torch that lies on this machine's disk; install it first so that pip
+# never pulls a multi-GB CUDA build to satisfy the range in pyproject.toml
+TORCH_SPEC ?= torch==2.13.0
+export WANDB_SILENT ?= true
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-all lint format smoke train eval data-summary bench clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install bridging with its dev tools
+
+test: $(STAMP) ## run the test suite (CPU, offline)
+	WANDB_MODE=offline $(PY) -m pytest -q -p no:cacheprovider
+
+test-all: test ## alias of test (no test is skipped by default)
+
+lint: $(STAMP) ## ruff lint + format check
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(STAMP) ## ruff autofix + format
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+smoke: $(STAMP) ## seconds-long teacher training on tiny synthetic data
+	WANDB_MODE=offline $(BIN)/bridging-train debug=tiny logger=none $(ARGS)
+
+train: $(STAMP) ## train the av teacher on the default (synthetic) data; ARGS=... for overrides
+	$(BIN)/bridging-train $(ARGS)
+
+eval: $(STAMP) ## evaluate a checkpoint: make eval CKPT=path [ARGS='eval.modalities=[a]']
+	@test -n "$(CKPT)" || { echo "usage: make eval CKPT=path/to/best.ckpt [ARGS=...]"; exit 2; }
+	$(BIN)/bridging-eval ckpt_path=$(CKPT) $(ARGS)
+
+data-summary: $(STAMP) ## JSON summary of the default synthetic data (or DATA=path)
+	$(BIN)/bridging-data inspect $(if $(DATA),$(DATA),--synthetic)
+
+bench: $(STAMP) ## run the benchmarks (figures go to BENCHMARKS.md by hand)
+	$(PY) benchmarks/bench_load.py
+	$(PY) benchmarks/bench_graph.py
+	$(PY) benchmarks/bench_epoch.py
+
+clean: ## remove the venv, outputs and caches
+	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache src/*.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

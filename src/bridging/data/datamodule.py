@@ -1,0 +1,261 @@
+"""The IEMOCAP LightningDataModule shared by every recipe.
+
+Tensors are built once per split when the data is set up: per modality a zero-padded
+``[n_dialogues, T_max, D]`` tensor, plus lengths, speakers and labels. A batch is then one
+index operation per tensor (no Python loop over utterances), trimmed to the longest
+dialogue of the batch.
+
+Labels are padded with ``IGNORE_INDEX`` (-100); ``DialogueBatch.flat_labels`` gives them
+flat over real utterances, dialogue-major, the order of every model's outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from bridging.data.batch import DialogueBatch
+from bridging.data.records import IGNORE_INDEX, Corpus, DataError, Dialogue, ordered_modalities
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass
+class DatasetFacts:
+    """What models need to know about the data: sizes, classes, speakers, frequencies."""
+
+    modalities: list[str]
+    feature_sizes: dict[str, int]
+    label_set: str
+    label_names: list[str]
+    n_speakers: int
+    speaker_names: list[str]
+    class_counts: list[int]  # of the training split
+    source_format: str
+    path: str | None
+    extractors: dict = field(default_factory=dict)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.label_names)
+
+    def input_size(self, modalities) -> int:
+        missing = [m for m in modalities if m not in self.feature_sizes]
+        if missing:
+            raise DataError(
+                f"modality {missing} asked for but the data ({self.path or self.source_format}) "
+                f"has only {sorted(self.feature_sizes)}"
+            )
+        return sum(self.feature_sizes[m] for m in modalities)
+
+    def class_frequencies(self) -> list[float]:
+        total = max(1, sum(self.class_counts))
+        return [c / total for c in self.class_counts]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DatasetFacts:
+        return cls(**d)
+
+
+class SplitTensors:
+    """One split as padded tensors; ``batch(index)`` builds a DialogueBatch."""
+
+    def __init__(self, dialogues: list[Dialogue], modalities: list[str]):
+        n = len(dialogues)
+        lengths = np.fromiter((len(d) for d in dialogues), dtype=np.int64, count=n)
+        t_max = int(lengths.max()) if n else 0
+        self.ids = [d.id for d in dialogues]
+        self.lengths = torch.from_numpy(lengths)
+        # (dialogue, position) of every real utterance, dialogue-major
+        dlg = torch.repeat_interleave(torch.arange(n), self.lengths)
+        starts = torch.cumsum(self.lengths, 0) - self.lengths
+        pos = torch.arange(int(lengths.sum())) - torch.repeat_interleave(starts, self.lengths)
+        self.speakers = torch.zeros(n, t_max, dtype=torch.long)
+        self.speakers[dlg, pos] = torch.from_numpy(np.concatenate([d.speakers for d in dialogues]))
+        self.labels = torch.full((n, t_max), IGNORE_INDEX, dtype=torch.long)
+        self.labels[dlg, pos] = torch.from_numpy(np.concatenate([d.labels for d in dialogues]))
+        self.features: dict[str, torch.Tensor] = {}
+        for m in modalities:
+            flat = np.concatenate([d.features[m] for d in dialogues]).astype(np.float32, copy=False)
+            padded = torch.zeros(n, t_max, flat.shape[1], dtype=torch.float32)
+            padded[dlg, pos] = torch.from_numpy(flat)
+            self.features[m] = padded
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def n_utterances(self) -> int:
+        return int(self.lengths.sum())
+
+    def batch(self, index) -> DialogueBatch:
+        index = torch.as_tensor(index, dtype=torch.long)
+        t = int(self.lengths[index].max())
+        return DialogueBatch(
+            features={m: f[index, :t] for m, f in self.features.items()},
+            lengths=self.lengths[index],
+            speakers=self.speakers[index, :t],
+            labels=self.labels[index, :t],
+            dialogue_ids=[self.ids[i] for i in index.tolist()],
+            index=index,
+        )
+
+    def loader(self, batch_size: int, shuffle: bool, num_workers: int = 0, **kw) -> DataLoader:
+        return DataLoader(
+            range(len(self)),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            collate_fn=self.batch,
+            num_workers=num_workers,
+            **kw,
+        )
+
+
+class IEMOCAPDataModule(pl.LightningDataModule):
+    """IEMOCAP (or IEMOCAP-shaped synthetic) dialogues for every recipe.
+
+    Args:
+        path: a data file or directory (COGMEN pickle, DialogueRNN pickle, bridging's own
+            format); ``None`` uses the synthetic generator with ``synthetic`` options.
+        format: ``auto`` (detected from the content), ``cogmen``, ``dialoguernn``, ``native``.
+        label_set: ``iemocap_4`` or ``iemocap_6`` (explicit: never guessed).
+        modalities: the modalities the recipe receives, by name (a, t, v).
+        batch_size: dialogues per training batch; ``eval_batch_size`` for dev/test/predict.
+    """
+
+    def __init__(
+        self,
+        path: str | None = None,
+        format: str = "auto",
+        label_set: str = "iemocap_4",
+        modalities=("a", "t", "v"),
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        shuffle: bool = True,
+        num_workers: int = 0,
+        synthetic: dict | None = None,
+        corpus: Corpus | None = None,
+    ):
+        super().__init__()
+        self.path = path
+        self.format = format
+        self.label_set = label_set
+        self.modalities = ordered_modalities(modalities)
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size or batch_size)
+        self.shuffle = shuffle
+        self.num_workers = num_workers
+        self.synthetic = dict(synthetic or {})
+        self.corpus = corpus
+        self.splits: dict[str, SplitTensors] = {}
+        self._facts: DatasetFacts | None = None
+
+    # -- loading -------------------------------------------------------------------------
+    def load_corpus(self) -> Corpus:
+        if self.corpus is not None:
+            return self.corpus
+        if self.path is None:
+            from bridging.data.synthetic import synthesize
+
+            opts = dict(self.synthetic)
+            opts.setdefault("label_set", self.label_set)
+            return synthesize(**opts)
+        from bridging.data.sources import load_corpus
+
+        return load_corpus(self.path, format=self.format, label_set=self.label_set)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        from bridging.data.validate import validate_corpus
+
+        corpus = self.load_corpus()
+        if corpus.label_set != self.label_set:
+            raise DataError(
+                f"{corpus.where()}: label set is {corpus.label_set!r}, config asks for "
+                f"{self.label_set!r}"
+            )
+        validate_corpus(corpus, self.modalities)
+        self.corpus = corpus
+        self.splits = {
+            name: SplitTensors(dialogues, self.modalities)
+            for name, dialogues in corpus.splits.items()
+            if dialogues
+        }
+        train = self.splits["train"]
+        counts = torch.bincount(
+            train.labels[train.labels != IGNORE_INDEX], minlength=len(corpus.label_names)
+        )
+        self._facts = DatasetFacts(
+            modalities=list(self.modalities),
+            feature_sizes={m: int(train.features[m].shape[-1]) for m in self.modalities},
+            label_set=corpus.label_set,
+            label_names=list(corpus.label_names),
+            n_speakers=corpus.n_speakers,
+            speaker_names=list(corpus.speaker_names),
+            class_counts=[int(c) for c in counts.tolist()],
+            source_format=corpus.source_format,
+            path=corpus.path,
+            extractors=dict(corpus.extractors),
+        )
+
+    @property
+    def facts(self) -> DatasetFacts:
+        if self._facts is None:
+            self.setup()
+        return self._facts
+
+    def summary(self) -> dict:
+        """Counts per split (dialogues, utterances, labels) and the facts, JSON-ready."""
+        self.setup()
+        out = {
+            "format": self.facts.source_format,
+            "path": self.facts.path,
+            "label_set": self.facts.label_set,
+            "label_names": self.facts.label_names,
+            "modalities": self.facts.modalities,
+            "feature_sizes": self.facts.feature_sizes,
+            "speakers": self.facts.speaker_names,
+            "splits": {},
+        }
+        for name, split in self.splits.items():
+            labels = split.labels[split.labels != IGNORE_INDEX]
+            counts = torch.bincount(labels, minlength=self.facts.n_classes).tolist()
+            out["splits"][name] = {
+                "dialogues": len(split),
+                "utterances": split.n_utterances,
+                "label_counts": dict(zip(self.facts.label_names, counts)),
+            }
+        return out
+
+    # -- loaders -------------------------------------------------------------------------
+    def split(self, name: str) -> SplitTensors:
+        self.setup()
+        if name not in self.splits:
+            raise DataError(
+                f"{self.facts.path or self.facts.source_format}: split {name!r} is empty or "
+                f"absent; splits present: {sorted(self.splits)}"
+            )
+        return self.splits[name]
+
+    def train_dataloader(self):
+        return self.split("train").loader(self.batch_size, self.shuffle, self.num_workers)
+
+    def val_dataloader(self):
+        return self.split("dev").loader(self.eval_batch_size, False, self.num_workers)
+
+    def test_dataloader(self):
+        return self.split("test").loader(self.eval_batch_size, False, self.num_workers)
+
+    def predict_dataloader(self, split: str = "test"):
+        return self.split(split).loader(self.eval_batch_size, False, self.num_workers)
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        return batch.to(device)

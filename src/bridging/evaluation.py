@@ -1,0 +1,135 @@
+"""Library side of ``bridging-eval`` and ``bridging-predict``: any bridging checkpoint, any split."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+
+from bridging.data.records import IGNORE_INDEX, ordered_modalities
+from bridging.io import atomic_write_json, atomic_write_text, save_confusion_png
+from bridging.recipes import load_recipe
+
+
+def datamodule_for(recipe, data_cfg: dict | None, keep, batch_size: int | None = None):
+    """A DataModule for evaluating ``recipe``: the given data config, else the one the model
+    was trained with; it loads only the modalities that are kept (the others are zeroed)."""
+    cfg = dict(data_cfg) if data_cfg else dict(recipe.hparams.get("data") or {})
+    if not cfg:
+        raise ValueError(
+            f"{getattr(recipe, 'checkpoint_path', 'checkpoint')}: it stores no data config; "
+            "give one, e.g. data=iemocap data.path=FILE"
+        )
+    cfg.setdefault("_target_", "bridging.data.datamodule.IEMOCAPDataModule")
+    cfg["modalities"] = list(keep)
+    if batch_size:
+        cfg["batch_size"] = cfg["eval_batch_size"] = int(batch_size)
+    return instantiate(cfg, _convert_="all")
+
+
+def resolve_keep(recipe, modalities) -> list[str]:
+    if modalities is None:
+        return list(recipe.eval_keep)
+    keep = ordered_modalities(modalities)
+    bad = [m for m in keep if m not in recipe.modalities]
+    if bad:
+        raise ValueError(
+            f"eval.modalities {bad} are not inputs of this model (it takes {recipe.modalities})"
+        )
+    return keep
+
+
+def _trainer(accelerator: str = "cpu") -> pl.Trainer:
+    return pl.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+
+
+def evaluate(ckpt_path, data_cfg=None, split="test", modalities=None, batch_size=None,
+             accelerator="cpu", output_dir=None) -> dict:
+    """Metrics of a checkpoint on a split, with the modalities not kept zeroed.
+
+    Writes ``metrics.json`` and ``confusion_matrix.png`` to ``output_dir`` when given."""
+    recipe = load_recipe(ckpt_path)
+    keep = resolve_keep(recipe, modalities)
+    recipe.eval_keep = keep
+    dm = datamodule_for(recipe, data_cfg, keep, batch_size)
+    dm.setup()
+    loader = dm.split(split).loader(dm.eval_batch_size, False)
+    _trainer(accelerator).test(recipe, dataloaders=loader, verbose=False)
+    result = recipe.results["test"]
+    facts = recipe.facts
+    metrics = {
+        "checkpoint": str(ckpt_path),
+        "recipe": recipe.kind,
+        "modalities": list(recipe.modalities),
+        "eval_modalities": keep,
+        "split": split,
+        "label_set": facts.label_set,
+        "label_names": facts.label_names,
+        split: result,
+        "data": dm.summary(),
+    }
+    if output_dir is not None:
+        out = Path(output_dir)
+        atomic_write_json(out / "metrics.json", metrics)
+        title = f"{recipe.kind} on {'+'.join(keep)} ({split})"
+        save_confusion_png(result["confusion"], facts.label_names, out / "confusion_matrix.png", title)
+    return metrics
+
+
+def predict_rows(recipe, datamodule, split="test", accelerator="cpu") -> list[dict]:
+    """One row per utterance: dialogue_id, utterance_index, speaker, gold, pred, prob_<label>."""
+    loader = datamodule.split(split).loader(datamodule.eval_batch_size, False)
+    outputs = _trainer(accelerator).predict(recipe, dataloaders=loader)
+    names = recipe.facts.label_names
+    speakers = recipe.facts.speaker_names
+    rows = []
+    for out in outputs:
+        probs, labels, spk = out["probs"], out["labels"], out["speakers"]
+        pred = probs.argmax(-1)
+        dlg = torch.repeat_interleave(torch.arange(len(out["lengths"])), out["lengths"])
+        starts = torch.cumsum(out["lengths"], 0) - out["lengths"]
+        pos = torch.arange(len(labels)) - starts[dlg]
+        for k in range(len(labels)):
+            gold = int(labels[k])
+            row = {
+                "dialogue_id": out["dialogue_ids"][int(dlg[k])],
+                "utterance_index": int(pos[k]),
+                "speaker": speakers[int(spk[k])] if int(spk[k]) < len(speakers) else int(spk[k]),
+                "gold": "" if gold == IGNORE_INDEX else names[gold],
+                "pred": names[int(pred[k])],
+            }
+            row.update({f"prob_{n}": f"{float(p):.6f}" for n, p in zip(names, probs[k].tolist())})
+            rows.append(row)
+    return rows
+
+
+def write_csv(path, rows: list[dict]) -> Path:
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return atomic_write_text(path, buf.getvalue())
+
+
+def predict(ckpt_path, output, data_cfg=None, split="test", modalities=None, batch_size=None,
+            accelerator="cpu") -> list[dict]:
+    recipe = load_recipe(ckpt_path)
+    keep = resolve_keep(recipe, modalities)
+    recipe.eval_keep = keep
+    dm = datamodule_for(recipe, data_cfg, keep, batch_size)
+    dm.setup()
+    rows = predict_rows(recipe, dm, split, accelerator)
+    write_csv(output, rows)
+    return rows

@@ -1,0 +1,251 @@
+"""The base of every training recipe: loss, optimiser, metrics, logging, checkpoint kind.
+
+Recipes know nothing of file formats: they get batches (:class:`DialogueBatch`) and the
+dataset facts (:class:`DatasetFacts`, as a plain dict so checkpoints load with
+``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import torch
+import pytorch_lightning as pl
+from torchmetrics import MaxMetric, MeanMetric, MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+)
+
+from bridging import __version__
+from bridging.data.batch import DialogueBatch, concat_modalities
+from bridging.data.datamodule import DatasetFacts
+from bridging.data.records import IGNORE_INDEX, DataError, ordered_modalities
+from bridging.models.cogmen import COGMEN, ModelOutput
+
+#: Keys of COGMEN's constructor that a model config may set.
+MODEL_KEYS = (
+    "rnn",
+    "hidden_size",
+    "seqcontext_nlayer",
+    "gnn_nheads",
+    "drop_rate",
+    "wp",
+    "wf",
+    "gnn",
+    "concat_gin_gout",
+    "use_highway",
+    "pad_mode",
+)
+
+
+def class_weights_from(facts: DatasetFacts, class_weight) -> list[float] | None:
+    """``False``/``None``: no weights; ``True``: 1 / training-split class frequency; a list: as given."""
+    if class_weight is None or class_weight is False:
+        return None
+    if class_weight is True:
+        freqs = facts.class_frequencies()
+        empty = [n for n, f in zip(facts.label_names, freqs) if f == 0]
+        if empty:
+            raise DataError(
+                f"class_weight=true needs every class in the training split; {empty} have no "
+                "training utterances (give an explicit list instead)"
+            )
+        return [1.0 / f for f in freqs]
+    weights = [float(w) for w in class_weight]
+    if len(weights) != facts.n_classes:
+        raise ValueError(
+            f"model.class_weight has {len(weights)} values, the label set {facts.label_set} "
+            f"has {facts.n_classes} classes {facts.label_names}"
+        )
+    return weights
+
+
+def build_cogmen(facts: DatasetFacts, modalities, model_cfg: dict) -> COGMEN:
+    """A COGMEN whose every size comes from the data facts and the model config."""
+    unknown = set(model_cfg) - set(MODEL_KEYS) - {"class_weight"}
+    if unknown:
+        raise ValueError(f"unknown model options {sorted(unknown)}; known: {MODEL_KEYS}")
+    kwargs = {k: model_cfg[k] for k in MODEL_KEYS if k in model_cfg}
+    return COGMEN(
+        input_size=facts.input_size(modalities),
+        n_classes=facts.n_classes,
+        n_speakers=facts.n_speakers,
+        class_weights=class_weights_from(facts, model_cfg.get("class_weight")),
+        **kwargs,
+    )
+
+
+def stage_metrics(n_classes: int) -> MetricCollection:
+    return MetricCollection(
+        {
+            "wf1": MulticlassF1Score(n_classes, average="weighted"),
+            "acc": MulticlassAccuracy(n_classes, average="micro"),
+            "mf1": MulticlassF1Score(n_classes, average="macro"),
+            "f1": MulticlassF1Score(n_classes, average=None),
+            "confusion": MulticlassConfusionMatrix(n_classes),
+        }
+    )
+
+
+class EmotionRecipe(pl.LightningModule):
+    """Shared training logic. Subclasses set ``kind`` and may override the loss.
+
+    Args:
+        facts: ``DatasetFacts.to_dict()`` of the training data.
+        modalities: the modalities the model takes (concatenated in the order a, t, v).
+        model: COGMEN options (see ``MODEL_KEYS``; ``class_weight``: false, true or a list).
+        optim: ``lr``, ``weight_decay``, ``scheduler`` (``factor``, ``patience``).
+        eval_keep: modalities kept at validation/test/predict; the others are zeroed
+            (``None``: keep all).
+        data: the data config the recipe was trained with (kept in the checkpoint so that
+            bridging-eval and bridging-predict can rebuild the same data by default).
+    """
+
+    kind = "base"
+
+    def __init__(
+        self,
+        facts: dict,
+        modalities,
+        model: dict,
+        optim: dict | None = None,
+        eval_keep=None,
+        data: dict | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.facts = DatasetFacts.from_dict(dict(facts))
+        self.modalities = ordered_modalities(modalities)
+        self.model = build_cogmen(self.facts, self.modalities, dict(model))
+        self.optim = dict(optim or {})
+        self.eval_keep = self.modalities if eval_keep is None else ordered_modalities(eval_keep)
+        bad = [m for m in self.eval_keep if m not in self.modalities]
+        if bad:
+            raise ValueError(f"eval_keep {bad} not among the model's modalities {self.modalities}")
+        c = self.facts.n_classes
+        self.metrics = torch.nn.ModuleDict({s: stage_metrics(c) for s in ("val", "test")})
+        self.losses = torch.nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})
+        self.best_val_wf1 = MaxMetric()
+        self.results: dict[str, dict] = {}
+
+    # -- inputs ----------------------------------------------------------------------------
+    def model_input(self, batch: DialogueBatch, keep=None) -> torch.Tensor:
+        """The model's input: its modalities concatenated in the order a, t, v, those not in
+        ``keep`` zeroed (a zeroed modality need not be in the batch at all)."""
+        keep = self.modalities if keep is None else keep
+        missing = [m for m in self.modalities if m in keep and m not in batch.features]
+        if missing:
+            raise DataError(
+                f"the model takes modalities {self.modalities}; the batch lacks {missing} "
+                f"(data modalities: {batch.modalities})"
+            )
+        b, t = batch.speakers.shape
+        feats = {}
+        for m in self.modalities:
+            if m in keep:
+                feats[m] = batch.features[m]
+            else:
+                size = self.facts.feature_sizes[m]
+                feats[m] = batch.speakers.new_zeros((b, t, size), dtype=torch.float32)
+        return concat_modalities(feats, self.modalities)
+
+    def forward(self, batch: DialogueBatch, keep=None) -> ModelOutput:
+        return self.model(self.model_input(batch, keep), batch.lengths, batch.speakers)
+
+    # -- training --------------------------------------------------------------------------
+    def training_losses(self, batch: DialogueBatch) -> dict[str, torch.Tensor]:
+        """Named loss terms; ``loss`` is the one optimised. Subclasses extend this."""
+        out = self(batch)
+        return {"loss": self.model.loss(out, batch.flat_labels)}
+
+    def training_step(self, batch: DialogueBatch, batch_idx: int):
+        losses = self.training_losses(batch)
+        bs = batch.batch_size
+        for name, value in losses.items():
+            self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=bs)
+        return losses["loss"]
+
+    def eval_output(self, batch: DialogueBatch) -> ModelOutput:
+        return self(batch, keep=self.eval_keep)
+
+    def _eval_step(self, batch: DialogueBatch, stage: str):
+        out = self.eval_output(batch)
+        labels = batch.flat_labels
+        loss = self.model.loss(out, labels)
+        known = labels != IGNORE_INDEX
+        self.losses[stage].update(loss, weight=int(known.sum()))
+        self.metrics[stage].update(out.log_probs[known].argmax(-1), labels[known])
+        return out
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch, "test")
+
+    def _finish_stage(self, stage: str) -> dict:
+        values = self.metrics[stage].compute()
+        loss = self.losses[stage].compute()
+        self.metrics[stage].reset()
+        self.losses[stage].reset()
+        names = self.facts.label_names
+        result = {
+            "loss": float(loss),
+            "wf1": float(values["wf1"]),
+            "acc": float(values["acc"]),
+            "mf1": float(values["mf1"]),
+            "per_class_f1": {n: float(v) for n, v in zip(names, values["f1"].tolist())},
+            "confusion": values["confusion"].long().tolist(),
+        }
+        log = {f"{stage}/{k}": result[k] for k in ("loss", "wf1", "acc", "mf1")}
+        log.update({f"{stage}/f1_{n}": v for n, v in result["per_class_f1"].items()})
+        self.log_dict(log, sync_dist=True)
+        self.results[stage] = result
+        return result
+
+    def on_train_start(self):
+        self.best_val_wf1.reset()
+
+    def on_validation_epoch_end(self):
+        result = self._finish_stage("val")
+        if not self.trainer.sanity_checking:
+            self.best_val_wf1.update(torch.tensor(result["wf1"]))
+            self.log("val/best_wf1", self.best_val_wf1.compute(), sync_dist=True)
+
+    def on_test_epoch_end(self):
+        self._finish_stage("test")
+
+    def predict_step(self, batch: DialogueBatch, batch_idx: int):
+        out = self.eval_output(batch)
+        return {
+            "probs": out.log_probs.exp().cpu(),
+            "labels": batch.flat_labels.cpu(),
+            "speakers": batch.flat_speakers.cpu(),
+            "lengths": batch.lengths.cpu(),
+            "dialogue_ids": batch.dialogue_ids,
+        }
+
+    # -- optimisation ----------------------------------------------------------------------
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(
+            [p for p in self.parameters() if p.requires_grad],
+            lr=float(self.optim.get("lr", 1e-4)),
+            weight_decay=float(self.optim.get("weight_decay", 1e-8)),
+        )
+        sched_cfg = self.optim.get("scheduler", {}) or {}
+        if sched_cfg.get("enabled", True) is False:
+            return opt
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt,
+            mode="min",
+            factor=float(sched_cfg.get("factor", 0.1)),
+            patience=int(sched_cfg.get("patience", 10)),
+        )
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {"scheduler": sched, "monitor": "val/loss", "interval": "epoch"},
+        }
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["bridging"] = {"kind": self.kind, "version": __version__}

@@ -1,0 +1,166 @@
+"""Library side of ``bridging-train``: compose objects from a config, fit, test, write outputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from bridging.io import atomic_write_json, atomic_write_text, config_hash, save_confusion_png
+
+log = logging.getLogger(__name__)
+
+
+def to_container(cfg):
+    if isinstance(cfg, DictConfig) or OmegaConf.is_config(cfg):
+        return OmegaConf.to_container(cfg, resolve=True)
+    return cfg
+
+
+def build_datamodule(cfg):
+    return instantiate(cfg.data, _convert_="all")
+
+
+def build_recipe(cfg, facts):
+    """The recipe (LightningModule) named by ``cfg.recipe``, sized from the data facts."""
+    eval_keep = cfg.get("eval", {}).get("keep") if cfg.get("eval") else None
+    return instantiate(
+        cfg.recipe,
+        facts=facts.to_dict(),
+        modalities=list(cfg.modalities),
+        model=to_container(cfg.model),
+        optim=to_container(cfg.optim),
+        eval_keep=None if eval_keep is None else list(eval_keep),
+        data=to_container(cfg.data),
+        _convert_="all",
+    )
+
+
+def build_trainer(cfg, output_dir: Path, **overrides) -> pl.Trainer:
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    return instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers if loggers else False,
+        default_root_dir=str(output_dir),
+        **overrides,
+    )
+
+
+def checkpoint_epoch(path) -> int | None:
+    if not path or not os.path.exists(path):
+        return None
+    return int(torch.load(path, map_location="cpu", weights_only=True).get("epoch", -1))
+
+
+def resolve_resume(ckpt_path, output_dir: Path):
+    if ckpt_path in (None, "", "null"):
+        return None
+    if ckpt_path == "last":
+        last = output_dir / "checkpoints" / "last.ckpt"
+        if not last.exists():
+            raise FileNotFoundError(f"ckpt_path=last but {last} does not exist")
+        return str(last)
+    if not os.path.exists(ckpt_path):
+        raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint")
+    return str(ckpt_path)
+
+
+def write_run_outputs(output_dir: Path, metrics: dict, label_names, title: str) -> None:
+    atomic_write_json(output_dir / "metrics.json", metrics)
+    if metrics.get("test", {}).get("confusion") is not None:
+        save_confusion_png(
+            metrics["test"]["confusion"], label_names, output_dir / "confusion_matrix.png", title
+        )
+
+
+def headline(metrics: dict) -> str:
+    t = metrics["test"]
+    return (
+        f"[{metrics['experiment']}] {metrics['recipe']} trained on {'+'.join(metrics['modalities'])}"
+        f", evaluated on {'+'.join(metrics['eval_modalities'])} ({metrics['label_set']}): "
+        f"test weighted F1 {100 * t['wf1']:.2f}  acc {100 * t['acc']:.2f}  "
+        f"macro F1 {100 * t['mf1']:.2f}  (best dev wF1 {100 * metrics['dev']['wf1']:.2f} "
+        f"at epoch {metrics['best_epoch']})"
+    )
+
+
+def train(cfg: DictConfig, output_dir=None) -> dict:
+    """Fit the configured recipe, test it at its best dev checkpoint, write the run outputs.
+
+    Returns the metrics dict (also written to ``<output_dir>/metrics.json``).
+    """
+    output_dir = Path(output_dir or cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    resolved = to_container(cfg)
+    atomic_write_text(output_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
+    pl.seed_everything(int(cfg.seed), workers=True)
+    if cfg.get("deterministic"):
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    datamodule = build_datamodule(cfg)
+    datamodule.setup()
+    facts = datamodule.facts
+    recipe = build_recipe(cfg, facts)
+    if hasattr(recipe, "prepare"):  # e.g. the student trains or loads its teacher here
+        recipe.prepare(cfg=cfg, datamodule=datamodule, output_dir=output_dir)
+    trainer = build_trainer(cfg, output_dir)
+    trainer.fit(recipe, datamodule=datamodule, ckpt_path=resolve_resume(cfg.get("ckpt_path"), output_dir))
+
+    ckpt_cb = trainer.checkpoint_callback
+    best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.best_model_path else None
+    use = best or None
+    if use is None:
+        log.warning("no best checkpoint was saved; evaluating the final weights")
+    trainer.validate(recipe, datamodule=datamodule, ckpt_path=use, verbose=False)
+    dev = recipe.results["val"]
+    trainer.test(recipe, datamodule=datamodule, ckpt_path=use, verbose=False)
+    test = recipe.results["test"]
+
+    metrics = {
+        "experiment": cfg.get("experiment_name", "run"),
+        "recipe": recipe.kind,
+        "modalities": list(recipe.modalities),
+        "eval_modalities": list(recipe.eval_keep),
+        "label_set": facts.label_set,
+        "label_names": list(facts.label_names),
+        "seed": int(cfg.seed),
+        "test": test,
+        "dev": dev,
+        "best_epoch": checkpoint_epoch(best),
+        "best_checkpoint": os.path.relpath(best, output_dir) if best else None,
+        "epochs_run": int(trainer.current_epoch),
+        "data": datamodule.summary(),
+        "config_hash": config_hash(resolved),
+        "hparams": sweep_hparams(resolved),
+    }
+    if hasattr(recipe, "extra_metrics"):
+        metrics.update(recipe.extra_metrics(trainer=trainer, datamodule=datamodule, best=use))
+    write_run_outputs(output_dir, metrics, facts.label_names, headline(metrics))
+    print(headline(metrics), flush=True)
+    if cfg.get("print_json"):
+        print(json.dumps({k: metrics["test"][k] for k in ("wf1", "acc", "mf1")}))
+    return metrics
+
+
+def sweep_hparams(resolved: dict) -> dict:
+    """The hyper-parameters that sweeps vary, flat, for reports."""
+    out = {}
+    for key in ("kd", "mask"):
+        sect = (resolved.get("recipe") or {}).get(key)
+        if isinstance(sect, dict):
+            for k, v in sect.items():
+                if isinstance(v, (int, float, str, bool)) or v is None:
+                    out[f"{key}.{k}"] = v
+    model = resolved.get("model") or {}
+    for k in ("seqcontext_nlayer", "gnn_nheads", "drop_rate", "wp", "wf", "gnn", "rnn"):
+        if k in model:
+            out[f"model.{k}"] = model[k]
+    return out
