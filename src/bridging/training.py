@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from bridging.io import atomic_write_json, atomic_write_text, config_hash, save_confusion_png
@@ -28,17 +28,21 @@ def build_datamodule(cfg):
 
 
 def build_recipe(cfg, facts):
-    """The recipe (LightningModule) named by ``cfg.recipe``, sized from the data facts."""
-    eval_keep = cfg.get("eval", {}).get("keep") if cfg.get("eval") else None
-    return instantiate(
-        cfg.recipe,
+    """The recipe (LightningModule) named by ``cfg.recipe._target_``, sized from the data facts.
+
+    The other keys of ``cfg.recipe`` are passed as plain containers (never instantiated).
+    """
+    options = to_container(cfg.recipe)
+    cls = get_class(options.pop("_target_"))
+    eval_keep = (cfg.get("eval") or {}).get("keep")
+    return cls(
         facts=facts.to_dict(),
         modalities=list(cfg.modalities),
         model=to_container(cfg.model),
         optim=to_container(cfg.optim),
         eval_keep=None if eval_keep is None else list(eval_keep),
         data=to_container(cfg.data),
-        _convert_="all",
+        **options,
     )
 
 
