@@ -46,9 +46,16 @@ def build_recipe(cfg, facts):
     )
 
 
-def build_trainer(cfg, output_dir: Path, **overrides) -> pl.Trainer:
+def build_trainer(cfg, output_dir: Path, resume_from=None, **overrides) -> pl.Trainer:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    loggers = []
+    for lcfg in (cfg.get("logger") or {}).values():
+        if not lcfg:
+            continue
+        extra = {}
+        if str(lcfg.get("_target_", "")).endswith("wandb_logger") and resume_from is not None:
+            extra["resume_from"] = str(resume_from)
+        loggers.append(instantiate(lcfg, **extra))
     return instantiate(
         cfg.trainer,
         callbacks=callbacks,
@@ -56,6 +63,12 @@ def build_trainer(cfg, output_dir: Path, **overrides) -> pl.Trainer:
         default_root_dir=str(output_dir),
         **overrides,
     )
+
+
+def wandb_loggers(trainer) -> list:
+    from pytorch_lightning.loggers import WandbLogger
+
+    return [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
 
 
 def checkpoint_epoch(path) -> int | None:
@@ -115,8 +128,17 @@ def train(cfg: DictConfig, output_dir=None) -> dict:
     recipe = build_recipe(cfg, facts)
     if hasattr(recipe, "prepare"):  # e.g. the student trains or loads its teacher here
         recipe.prepare(cfg=cfg, datamodule=datamodule, output_dir=output_dir)
-    trainer = build_trainer(cfg, output_dir)
-    trainer.fit(recipe, datamodule=datamodule, ckpt_path=resolve_resume(cfg.get("ckpt_path"), output_dir))
+    resume = resolve_resume(cfg.get("ckpt_path"), output_dir)
+    trainer = build_trainer(cfg, output_dir, resume_from=Path(resume).parent.parent if resume else None)
+    for lg in wandb_loggers(trainer):
+        from bridging.tracking import remember_run_id
+
+        run = lg.experiment
+        run.tags = tuple(dict.fromkeys([*run.tags, recipe.kind, "+".join(recipe.modalities),
+                                        facts.label_set, facts.source_format]))
+        run.config.update(resolved, allow_val_change=True)
+        remember_run_id(lg, output_dir)
+    trainer.fit(recipe, datamodule=datamodule, ckpt_path=resume)
 
     ckpt_cb = trainer.checkpoint_callback
     best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.best_model_path else None
@@ -148,6 +170,10 @@ def train(cfg: DictConfig, output_dir=None) -> dict:
     if hasattr(recipe, "extra_metrics"):
         metrics.update(recipe.extra_metrics(trainer=trainer, datamodule=datamodule, best=use))
     write_run_outputs(output_dir, metrics, facts.label_names, headline(metrics))
+    for lg in wandb_loggers(trainer):
+        from bridging.tracking import log_final
+
+        log_final(lg, metrics, output_dir, best_checkpoint=best)
     print(headline(metrics), flush=True)
     if cfg.get("print_json"):
         print(json.dumps({k: metrics["test"][k] for k in ("wf1", "acc", "mf1")}))

@@ -7,8 +7,11 @@ dataset facts (:class:`DatasetFacts`, as a plain dict so checkpoints load with
 
 from __future__ import annotations
 
-import torch
+import random
+
+import numpy as np
 import pytorch_lightning as pl
+import torch
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
@@ -249,3 +252,20 @@ class EmotionRecipe(pl.LightningModule):
     # -- checkpoints -----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["bridging"] = {"kind": self.kind, "version": __version__}
+        # random states, as plain containers (loadable with weights_only=True), so that a
+        # resumed run draws the same shuffles and dropout masks as an uninterrupted one
+        np_state = np.random.get_state()
+        checkpoint["bridging_rng"] = {
+            "torch": torch.get_rng_state(),
+            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+            "python": random.getstate(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        rng = checkpoint.get("bridging_rng")
+        if rng and self._trainer is not None and self.trainer.state.fn == "fit":
+            torch.set_rng_state(rng["torch"])
+            kind, keys, *rest = rng["numpy"]
+            np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
+            state = rng["python"]
+            random.setstate((state[0], tuple(state[1]), state[2]))
