@@ -1,0 +1,175 @@
+"""COGMEN (METHOD.md section 2): sequence context -> dialogue graph GNN -> classifier.
+
+Plain ``nn.Module``; no Lightning inside. Inputs are padded batches (the modalities already
+concatenated in the order a, t, v); outputs are flat over the real utterances, dialogue-major
+(the order of ``DialogueBatch.flat_labels``).
+
+Submodule names follow the reference implementation (``rnn`` = sequence context, ``gcn`` =
+GNN, ``clf`` = classifier), so reference state dicts map one to one (see
+:mod:`bridging.models.reference`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bridging.data.records import IGNORE_INDEX
+from bridging.models.classifier import Classifier
+from bridging.models.gnn import GNN
+from bridging.models.graph import build_graph_flat, n_relations
+from bridging.models.seqcontext import PAD_MODES, SeqContext
+
+GNN_KINDS = ("rgcn_transformer", "none")
+
+
+@dataclass
+class ModelOutput:
+    #: [N, C] log-probabilities, flat over real utterances, dialogue-major.
+    log_probs: Tensor
+    #: [N, C] scores before log_softmax (for distillation at a temperature).
+    logits: Tensor
+    #: [N, E] GNN output (after BatchNorm + LeakyReLU); the sequence-context output when
+    #: ``gnn="none"``.
+    embeddings: Tensor
+
+
+class COGMEN(nn.Module):
+    """COGMEN with every size from arguments.
+
+    - ``input_size``: size of the concatenated input features;
+    - ``rnn``: ``"transformer"``, ``"lstm"`` or ``"gru"``; ``seqcontext_nlayer`` layers;
+    - ``hidden_size``: transformer output / recurrent units per direction / GNN channels /
+      classifier hidden size (100 in the reference);
+    - ``gnn``: ``"rgcn_transformer"`` (the reference) or ``"none"`` (sequence context ->
+      classifier); ``gnn_nheads``: TransformerConv heads; ``wp`` / ``wf``: graph windows
+      (-1 = unbounded); ``n_speakers``: speakers per corpus (relations = 2 * n_speakers^2);
+    - ``concat_gin_gout``: feed [GNN input | GNN output] to the classifier;
+    - ``use_highway``: one highway layer before the classifier;
+    - ``class_weights``: per-class NLL weights (e.g. 1 / training-split frequency);
+    - ``pad_mode``: ``"mask"`` (padding masked out of attention) or ``"reference"``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        n_classes: int,
+        n_speakers: int = 2,
+        rnn: str = "transformer",
+        hidden_size: int = 100,
+        seqcontext_nlayer: int = 2,
+        gnn_nheads: int = 1,
+        drop_rate: float = 0.5,
+        wp: int = 5,
+        wf: int = 5,
+        gnn: str = "rgcn_transformer",
+        concat_gin_gout: bool = False,
+        use_highway: bool = False,
+        class_weights: Sequence[float] | Tensor | None = None,
+        pad_mode: str = "mask",
+    ) -> None:
+        super().__init__()
+        if gnn not in GNN_KINDS:
+            raise ValueError(f"unknown gnn {gnn!r}: expected one of {GNN_KINDS}")
+        if pad_mode not in PAD_MODES:
+            raise ValueError(f"unknown pad_mode {pad_mode!r}: expected one of {PAD_MODES}")
+        if n_classes < 1 or input_size < 1 or n_speakers < 1:
+            raise ValueError(
+                f"bad sizes: input_size={input_size}, n_classes={n_classes}, "
+                f"n_speakers={n_speakers}"
+            )
+        for name, w in (("wp", wp), ("wf", wf)):
+            if int(w) < -1:
+                raise ValueError(f"{name} must be >= 0 or -1 (unbounded), got {w}")
+        self.input_size = int(input_size)
+        self.n_classes = int(n_classes)
+        self.n_speakers = int(n_speakers)
+        self.wp = int(wp)
+        self.wf = int(wf)
+        self.gnn_kind = gnn
+        self.concat_gin_gout = bool(concat_gin_gout) and gnn != "none"
+
+        self.rnn = SeqContext(
+            self.input_size,
+            rnn=rnn,
+            hidden_size=hidden_size,
+            nlayer=seqcontext_nlayer,
+            drop_rate=drop_rate,
+            pad_mode=pad_mode,
+        )
+        g = self.rnn.output_size
+        if gnn == "none":
+            self.gcn = None
+            self.embedding_size = g
+            clf_in = g
+        else:
+            self.gcn = GNN(g, hidden_size, n_relations(self.n_speakers), heads=gnn_nheads)
+            self.embedding_size = self.gcn.output_size
+            clf_in = self.embedding_size + (g if self.concat_gin_gout else 0)
+        self.clf = Classifier(clf_in, hidden_size, self.n_classes, drop_rate, use_highway)
+
+        if class_weights is not None:
+            cw = torch.as_tensor(class_weights, dtype=torch.float32).flatten()
+            if cw.numel() != self.n_classes:
+                raise ValueError(
+                    f"class_weights has {cw.numel()} values for {self.n_classes} classes"
+                )
+            self.register_buffer("class_weights", cw, persistent=False)
+        else:
+            self.class_weights = None
+
+    def forward(self, x: Tensor, lengths: Tensor, speakers: Tensor) -> ModelOutput:
+        """``x`` [B, T, D] (zeros at padding), ``lengths`` [B], ``speakers`` [B, T]."""
+        if x.dim() != 3 or x.shape[-1] != self.input_size:
+            raise ValueError(f"expected input [B, T, {self.input_size}], got {tuple(x.shape)}")
+        b, t, _ = x.shape
+        if lengths.shape != (b,) or speakers.shape[:2] != (b, t):
+            raise ValueError(
+                f"lengths {tuple(lengths.shape)} / speakers {tuple(speakers.shape)} do not "
+                f"match input {tuple(x.shape)}"
+            )
+        lengths = lengths.to(x.device)
+        if b:
+            shortest, longest = torch.stack(list(torch.aminmax(lengths))).tolist()  # one sync
+        if b and (shortest < 1 or longest > t):
+            raise ValueError(f"dialogue lengths must lie in [1, {t}], got {lengths.tolist()}")
+        mask = torch.arange(t, device=x.device)[None, :] < lengths[:, None]
+        feats = self.rnn(x, lengths, mask)  # [N, g], flat over real utterances
+        if self.gcn is None:
+            emb = feats
+            clf_in = feats
+        else:
+            edge_index, edge_type = build_graph_flat(
+                lengths, speakers.to(x.device)[mask], self.wp, self.wf, self.n_speakers
+            )
+            emb = self.gcn(feats, edge_index, edge_type)
+            clf_in = torch.cat([feats, emb], dim=-1) if self.concat_gin_gout else emb
+        logits = self.clf(clf_in)
+        return ModelOutput(log_probs=F.log_softmax(logits, dim=-1), logits=logits, embeddings=emb)
+
+    def loss(self, out: ModelOutput, flat_labels: Tensor) -> Tensor:
+        """NLL averaged over utterances whose label is not IGNORE_INDEX.
+
+        With class weights, the weighted mean sum(w_y * nll) / sum(w_y) (as torch's NLLLoss).
+        A batch without any labelled utterance gives 0 (with a zero gradient).
+        """
+        log_probs = out.log_probs
+        labels = flat_labels.to(log_probs.device).long()
+        if labels.shape != log_probs.shape[:1]:
+            raise ValueError(
+                f"labels {tuple(labels.shape)} do not match outputs {tuple(log_probs.shape)}"
+            )
+        valid = labels != IGNORE_INDEX
+        safe = torch.where(valid, labels, torch.zeros_like(labels))
+        nll = -log_probs.gather(1, safe[:, None]).squeeze(1)
+        weight = valid.to(log_probs.dtype)
+        if self.class_weights is not None:
+            weight = weight * self.class_weights.to(log_probs.dtype)[safe]
+        return (nll * weight).sum() / weight.sum().clamp_min(torch.finfo(log_probs.dtype).tiny)
+
+
+__all__ = ["COGMEN", "ModelOutput", "GNN_KINDS"]

@@ -1,0 +1,107 @@
+"""Dialogue graphs for COGMEN (METHOD.md section 2.2), built with tensor operations only.
+
+Nodes are the real utterances of a batch, flat and dialogue-major: node ``k`` of dialogue
+``b`` has index ``offset_b + k`` where ``offset_b = sum(lengths[:b])``. For every utterance
+``i`` there is an edge ``i -> j`` for each ``j`` of the same dialogue with
+``i - wp <= j <= i + wf`` (self loop included; ``-1`` = unbounded on that side). Source is
+``i``, target is ``j`` (PyG convention: messages flow source -> target). The relation type is
+``(speaker_i * n_speakers + speaker_j) * 2 + (0 if i < j else 1)``.
+
+No Python loop runs over dialogues, utterances or edges: the whole batch is built from
+``repeat_interleave`` / ``arange`` arithmetic, on the device of the inputs. Edges come out
+sorted by (source, target).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def _check_window(name: str, w: int) -> int:
+    w = int(w)
+    if w < -1:
+        raise ValueError(f"{name} must be >= 0 or -1 (unbounded), got {w}")
+    return w
+
+
+def window_edges(lengths: Tensor, wp: int, wf: int) -> Tensor:
+    """Window edges of a batch of dialogues as a long tensor [2, E] of flat node indices.
+
+    ``lengths`` is a long tensor [B] of dialogue lengths (real utterances). ``wp`` / ``wf``
+    are the past / future windows, ``-1`` meaning the whole past / future of the dialogue.
+    """
+    wp = _check_window("wp", wp)
+    wf = _check_window("wf", wf)
+    if lengths.dim() != 1:
+        raise ValueError(f"lengths must be 1-D [B], got shape {tuple(lengths.shape)}")
+    lengths = lengths.long()
+    device = lengths.device
+    n_dialogues = lengths.shape[0]
+    # Per node: its dialogue, its position in the dialogue and the dialogue's length.
+    dialogue = torch.repeat_interleave(torch.arange(n_dialogues, device=device), lengths)
+    n_nodes = dialogue.shape[0]
+    offsets = torch.cumsum(lengths, 0) - lengths
+    node_offset = offsets[dialogue]
+    node = torch.arange(n_nodes, device=device)
+    pos = node - node_offset
+    n = lengths[dialogue]
+    # Window [lo, hi] of each node, clipped to its dialogue.
+    lo = torch.zeros_like(pos) if wp == -1 else (pos - wp).clamp(min=0)
+    hi = n - 1 if wf == -1 else torch.minimum(pos + wf, n - 1)
+    counts = hi - lo + 1
+    n_edges = int(counts.sum())
+    source = torch.repeat_interleave(node, counts, output_size=n_edges)
+    first_edge = torch.cumsum(counts, 0) - counts  # index of each node's first edge
+    rank = torch.arange(n_edges, device=device) - first_edge[source]
+    target = node_offset[source] + lo[source] + rank
+    return torch.stack([source, target])
+
+
+def relation_types(edge_index: Tensor, flat_speakers: Tensor, n_speakers: int) -> Tensor:
+    """Relation type of every edge: ``(spk_i * n_speakers + spk_j) * 2 + (0 if i < j else 1)``.
+
+    ``flat_speakers`` holds the speaker id of every node (flat, dialogue-major), each in
+    ``[0, n_speakers)``.
+    """
+    if flat_speakers.numel():
+        lo, hi = (int(v) for v in torch.aminmax(flat_speakers))
+        if lo < 0 or hi >= n_speakers:
+            raise ValueError(
+                f"speaker ids must lie in [0, {n_speakers}); got values from {lo} to {hi}"
+            )
+    source, target = edge_index[0], edge_index[1]
+    spk = flat_speakers.long()
+    same_or_back = (source >= target).long()
+    return (spk[source] * n_speakers + spk[target]) * 2 + same_or_back
+
+
+def build_graph(
+    lengths: Tensor, speakers: Tensor, wp: int, wf: int, n_speakers: int
+) -> tuple[Tensor, Tensor]:
+    """Edges and relation types for a padded batch.
+
+    ``lengths`` [B] and ``speakers`` [B, T] (padded; values at padding are ignored).
+    Returns ``(edge_index [2, E], edge_type [E])`` on flat node indices.
+    """
+    lengths = lengths.to(speakers.device)
+    t = speakers.shape[1]
+    mask = torch.arange(t, device=speakers.device)[None, :] < lengths[:, None]
+    edge_index = window_edges(lengths, wp, wf)
+    return edge_index, relation_types(edge_index, speakers[mask], n_speakers)
+
+
+def build_graph_flat(
+    lengths: Tensor, flat_speakers: Tensor, wp: int, wf: int, n_speakers: int
+) -> tuple[Tensor, Tensor]:
+    """Same as :func:`build_graph` with the speakers already flat over real utterances."""
+    edge_index = window_edges(lengths.to(flat_speakers.device), wp, wf)
+    return edge_index, relation_types(edge_index, flat_speakers, n_speakers)
+
+
+def n_relations(n_speakers: int) -> int:
+    """Number of relation types: 2 * n_speakers^2."""
+    return 2 * n_speakers * n_speakers
+
+
+__all__ = ["window_edges", "relation_types", "build_graph", "build_graph_flat", "n_relations"]
