@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv and install bridging with its dev tools
 
 test: $(STAMP) ## run the test suite (CPU, offline)
-	WANDB_MODE=offline $(PY) -m pytest -q -p no:cacheprovider
+	WANDB_MODE=offline OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider
 
 test-all: test ## alias of test (no test is skipped by default)
 

@@ -33,3 +33,14 @@ def compose_cfg(tmp_path):
 
 
 TINY = ["debug=tiny", "logger=none"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tests run single-threaded: faster on the small CI machine, and deterministic."""
+    import torch
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)

@@ -11,15 +11,6 @@ from bridging.models.cogmen import COGMEN, ModelOutput
 from bridging.models.seqcontext import SeqContext, transformer_heads
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is fastest, and immune to oversubscribed CI machines."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_batch(lengths, d, n_speakers=2, seed=0):
     gen = torch.Generator().manual_seed(seed)
     lengths = torch.as_tensor(lengths)

@@ -8,15 +8,6 @@ import torch
 from bridging.models.graph import build_graph, n_relations, relation_types, window_edges
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is fastest, and immune to oversubscribed CI machines."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def slow_graph(lengths, speakers, wp, wf, n_speakers):
     """Edge -> relation type, one edge at a time, straight from the definition."""
     edges = {}

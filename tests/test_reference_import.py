@@ -39,15 +39,6 @@ from bridging.models.reference import (
 pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is fastest, and immune to oversubscribed CI machines."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --------------------------------------------------------------------------------------
 # The stand-in reference package (classes hold the modules under the reference names).
 
@@ -585,3 +576,46 @@ def test_unexpected_extra_parameter_is_an_error(tmp_path, fake_cogmen):
     remove()
     with pytest.raises(DataError, match="gcn.extra.weight"):
         load_reference_checkpoint(path)
+
+
+def test_import_cli_gives_a_checkpoint_eval_and_predict_accept(tmp_path, fake_cogmen, capsys):
+    from bridging.cli.import_cogmen import main as import_main
+    from bridging.evaluation import datamodule_for, evaluate, predict
+    from bridging.models.reference import load_reference_model
+    from bridging.recipes import load_recipe
+
+    path, args, *_ = save_reference(tmp_path, fake_cogmen)
+    out = tmp_path / "imported.ckpt"
+    assert import_main([str(path), str(out)]) == 0
+    recipe = load_recipe(out, expect="teacher")
+    assert recipe.modalities == ["a", "v"] and recipe.facts.feature_sizes == {"a": 10, "v": 18}
+    assert recipe.hparams["model"]["pad_mode"] == "reference"  # the compatibility switch
+    data = {"synthetic": {"n_dialogues": 12, "n_test_dialogues": 3, "min_len": 3, "max_len": 9,
+                          "mean_len": 6, "feature_sizes": {"a": 10, "v": 18}},
+            "label_set": "iemocap_4"}
+    dm = datamodule_for(recipe, data, ["a", "v"])
+    dm.setup()
+    batch = dm.split("test").batch(torch.arange(3))
+    ref_model, *_ = load_reference_model(path)
+    with torch.no_grad():
+        expected = ref_model(torch.cat([batch.features["a"], batch.features["v"]], -1),
+                             batch.lengths, batch.speakers).log_probs
+        got = recipe(batch).log_probs
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+    metrics = evaluate(out, data_cfg=data, modalities=["a"])
+    assert metrics["eval_modalities"] == ["a"] and 0 <= metrics["test"]["wf1"] <= 1
+    rows = predict(out, tmp_path / "p.csv", data_cfg=data)
+    assert len(rows) == dm.split("test").n_utterances
+    # without a data config, evaluation says what to give
+    with pytest.raises(ValueError, match="stores no data config"):
+        evaluate(out)
+
+
+def test_import_cli_refuses_a_non_checkpoint(tmp_path, capsys):
+    from bridging.cli.import_cogmen import main as import_main
+
+    bad = tmp_path / "notes.pt"
+    bad.write_text("hello")
+    assert import_main([str(bad), str(tmp_path / "o.ckpt")]) == 2
+    assert "notes.pt" in capsys.readouterr().err
+    assert not (tmp_path / "o.ckpt").exists()

@@ -117,7 +117,8 @@ def train(cfg: DictConfig, output_dir=None) -> dict:
     output_dir = Path(output_dir or cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     resolved = to_container(cfg)
-    atomic_write_text(output_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
+    if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:
+        atomic_write_text(output_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
     pl.seed_everything(int(cfg.seed), workers=True)
     if cfg.get("deterministic"):
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -169,6 +170,8 @@ def train(cfg: DictConfig, output_dir=None) -> dict:
     }
     if hasattr(recipe, "extra_metrics"):
         metrics.update(recipe.extra_metrics(trainer=trainer, datamodule=datamodule, best=use))
+    if not trainer.is_global_zero:  # DDP: metrics are synced; one process writes them
+        return metrics
     write_run_outputs(output_dir, metrics, facts.label_names, headline(metrics))
     for lg in wandb_loggers(trainer):
         from bridging.tracking import log_final
