@@ -4,6 +4,9 @@
     bridging-data inspect --synthetic [synthetic options]
     bridging-data synth OUT [--layout native|cogmen|dialoguernn] [synthetic options]
     bridging-data convert IN OUT [--format auto] [--label-set iemocap_4]
+    bridging-data prepare-iemocap ROOT OUT [--labels iemocap_4|iemocap_6]
+        [--audio-features egemaps|compare|hubert|wav2vec2] [--hubert-path PATH]
+        [--hubert-layer N] [--text-model PATH] [--workers N] [--cache-dir DIR]
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ def cmd_inspect(args) -> int:
             raise SystemExit("bridging-data inspect: give a PATH or --synthetic")
         from bridging.data.sources import load_corpus
 
-        corpus = load_corpus(args.path, format=args.format, label_set=args.label_set or "iemocap_6")
+        corpus = load_corpus(args.path, format=args.format, label_set=args.label_set)
     print(json.dumps(summarize(corpus), indent=2))
     return 0
 
@@ -91,6 +94,46 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def cmd_prepare_iemocap(args) -> int:
+    from bridging.speech.iemocap import prepare_iemocap
+
+    options = {}
+    if args.audio_features in ("hubert", "wav2vec2"):
+        if not args.hubert_path:
+            raise SystemExit(
+                f"bridging-data prepare-iemocap: --audio-features {args.audio_features} needs "
+                "--hubert-path (a local model folder; nothing is downloaded)"
+            )
+        options = {"path": args.hubert_path, "layer": args.hubert_layer}
+    elif args.hubert_path or args.hubert_layer is not None:
+        raise SystemExit(
+            "bridging-data prepare-iemocap: --hubert-path/--hubert-layer go with "
+            "--audio-features hubert or wav2vec2"
+        )
+    corpus = prepare_iemocap(
+        args.root,
+        args.out,
+        label_set=args.labels,
+        audio_features=args.audio_features,
+        extractor_options=options,
+        text_model=args.text_model,
+        workers=args.workers,
+        cache_dir=args.cache_dir,
+        standardize=not args.no_standardize,
+        keep_unlabelled=args.keep_unlabelled,
+        progress=False if args.no_progress else None,
+    )
+    counts = {s: (len(v), sum(len(d) for d in v)) for s, v in corpus.splits.items()}
+    spec = corpus.extractors["a"]
+    print(
+        f"wrote {args.out} ({corpus.label_set}, audio {spec['name']} {spec['dim']}-d"
+        + (", text" if "t" in corpus.extractors else "")
+        + "): "
+        + ", ".join(f"{s} {d} dialogues / {u} utterances" for s, (d, u) in counts.items())
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bridging-data", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -101,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?")
     p.add_argument("--format", default="auto", help="auto | cogmen | dialoguernn | native")
     p.add_argument("--label-set", choices=sets, default=None,
-                   help="default: iemocap_6 for files (labels as stored), iemocap_4 for --synthetic")
+                   help="default: as stored for files, iemocap_4 for --synthetic")
     p.add_argument("--synthetic", action="store_true", help="the built-in synthetic data")
     _synth_args(p)
     p.set_defaults(func=cmd_inspect)
@@ -119,6 +162,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="auto")
     p.add_argument("--label-set", choices=sets, default="iemocap_6")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser(
+        "prepare-iemocap",
+        help="read the raw IEMOCAP release (transcripts, evaluations, wavs) and write a "
+        "bridging dataset with features extracted from the wav files",
+    )
+    p.add_argument("root", metavar="ROOT", help="the release folder holding Session1..Session5")
+    p.add_argument("out", metavar="OUT", help="output folder (bridging native format)")
+    p.add_argument("--labels", choices=sets, default="iemocap_4")
+    p.add_argument("--audio-features", default="egemaps",
+                   choices=["egemaps", "compare", "hubert", "wav2vec2"])
+    p.add_argument("--hubert-path", default=None,
+                   help="local HuBERT/wav2vec2 folder (save_pretrained layout)")
+    p.add_argument("--hubert-layer", type=int, default=None,
+                   help="hidden state to mean-pool (default: the last)")
+    p.add_argument("--text-model", default=None,
+                   help="local sentence-transformers folder: adds text features (modality t)")
+    p.add_argument("--workers", type=int, default=1, help="parallel extraction workers")
+    p.add_argument("--cache-dir", default=None,
+                   help="per-utterance feature cache (default OUT.cache); reruns resume from it")
+    p.add_argument("--no-standardize", action="store_true",
+                   help="keep raw features (default: standardise with the training split's "
+                   "mean and std, saved with the extractor)")
+    p.add_argument("--keep-unlabelled", action="store_true",
+                   help="keep utterances outside the label set as context (label -100)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_prepare_iemocap)
     return parser
 
 

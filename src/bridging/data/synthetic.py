@@ -1,0 +1,250 @@
+"""A seeded, IEMOCAP-shaped synthetic corpus: the built-in default data and CI's data.
+
+Design (all draws from one ``numpy.random.Generator(seed)``):
+
+- **Dialogues and turns.** ``n_dialogues`` dialogues with lengths from a scaled Beta on
+  ``[min_len, max_len]`` with mean ``mean_len`` (optionally adjusted to hit
+  ``total_utterances`` exactly). Two speakers (M 0, F 1) alternate irregularly: the next
+  utterance is by the other speaker with probability ``switch_prob``.
+- **Emotions** follow a per-speaker Markov chain on the 6 IEMOCAP classes: each dialogue
+  draws a mood ``pi ~ Dirichlet(6 * mood_concentration * p)`` (``p`` = IEMOCAP's 6-way class
+  frequencies); at each turn the speaker keeps their own last emotion with probability
+  ``persistence``, else adopts the other speaker's last emotion with probability
+  ``coupling``, else draws a fresh one from ``pi``. So emotions persist within a speaker,
+  spread between speakers, and cluster by dialogue: context and the speaker graph help.
+- **Features** of modality m for an utterance of class c by speaker s in dialogue d::
+
+      x = informativeness[m] * A_m @ (code_m(c) + mood_signal * E_pi[code_m]) + offset[d, s, m]
+          + bias_m + noise
+
+  ``code_m(c)`` is a class code made of an affect part (valence, arousal) and a
+  class-specific part, weighted per modality: audio mostly carries arousal (so it confuses
+  hap/ang/exc and sad/neu, as speech does), text mostly valence and class identity, video in
+  between. ``A_m`` is a random orthonormal embedding into D_m dimensions, ``offset`` a
+  dialogue-level speaker offset (removable only with context), ``noise`` standard normal,
+  and the faint mood term makes the whole dialogue's features carry its emotional tone.
+  Text is the most informative modality, then video, then audio. With the defaults, on the
+  4-way set, per-utterance logistic regression reaches about 48% accuracy on a, 62-65% on
+  v, 76-78% on t, 68-70% on a+v and 89% on a+t+v (test split, majority class 35-40%); a
+  small BiGRU over the dialogue gains about 8-10 points on a+v and 3-5 on a+t+v, and on a
+  alone a smaller, seed-dependent 1-12 points (``mood_signal``, ``persistence`` and
+  ``speaker_offset`` are the knobs that make context matter more).
+- **Splits** like the real protocol: the last ``n_test_dialogues`` dialogues are test
+  (session 5 analogue), the first ``int(dev_fraction * n_train)`` training dialogues are dev.
+- **Label sets.** The chain always runs on 6 classes; ``iemocap_4`` then drops exc and fru
+  utterances exactly like the real 4-way protocol, so lengths and totals refer to the 6-way
+  dialogues. A dialogue that would be left empty is redrawn (from a side stream: all other
+  dialogues equal those of the 6-way corpus with the same seed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bridging.data.records import LABEL_SETS, MODALITY_ORDER, SPEAKER_NAMES, Corpus, Dialogue
+from bridging.data.validate import convert_label_set
+
+#: IEMOCAP 6-way utterance counts (hap, sad, neu, ang, exc, fru): 7,433 in all.
+IEMOCAP_6_COUNTS = (648, 1084, 1708, 1103, 1041, 1849)
+#: (valence, arousal) of each 6-way class, roughly as in the affect literature.
+AFFECT = np.array(
+    [[0.9, 0.4], [-0.9, -0.9], [0.0, -0.4], [-0.8, 0.9], [1.0, 1.0], [-0.7, 0.3]],
+    dtype=np.float64,
+)
+DEFAULT_FEATURE_SIZES = {"a": 100, "t": 768, "v": 512}
+#: Signal scale per modality (noise is unit variance per dimension).
+DEFAULT_INFORMATIVENESS = {"a": 1.3, "t": 2.2, "v": 1.8}
+#: Weights of (valence, arousal, class-specific) in each modality's class code.
+CODE_WEIGHTS = {"a": (0.3, 1.0, 0.45), "t": (1.0, 0.5, 1.0), "v": (0.7, 0.7, 0.8)}
+IEMOCAP_DIALOGUES, IEMOCAP_TEST_DIALOGUES = 151, 31
+
+
+def _lengths(rng, n, min_len, max_len, mean_len, total) -> np.ndarray:
+    if not (1 <= min_len <= max_len):
+        raise ValueError(f"need 1 <= min_len ({min_len}) <= max_len ({max_len})")
+    if min_len == max_len:
+        lengths = np.full(n, min_len, dtype=np.int64)
+    else:
+        mean_len = float(np.clip(mean_len, min_len, max_len))
+        m = (mean_len - min_len) / (max_len - min_len)
+        m = float(np.clip(m, 0.02, 0.98))
+        conc = 5.0
+        u = rng.beta(conc * m, conc * (1 - m), size=n)
+        lengths = np.rint(min_len + u * (max_len - min_len)).astype(np.int64)
+    if total is not None:
+        if not (n * min_len <= total <= n * max_len):
+            raise ValueError(
+                f"total_utterances {total} impossible for {n} dialogues of {min_len}..{max_len}"
+            )
+        diff = int(total - lengths.sum())
+        while diff != 0:
+            step = 1 if diff > 0 else -1
+            room = lengths < max_len if step > 0 else lengths > min_len
+            idx = rng.permutation(np.flatnonzero(room))[: abs(diff)]
+            lengths[idx] += step
+            diff -= step * len(idx)
+    return lengths
+
+
+def _turns(rng, n, switch_prob) -> np.ndarray:
+    switches = rng.random(n) < switch_prob
+    switches[0] = False
+    return (rng.integers(2) + np.cumsum(switches)) % 2
+
+
+def _emotions(rng, speakers, mood, persistence, coupling) -> np.ndarray:
+    n = len(speakers)
+    labels = np.empty(n, dtype=np.int64)
+    fresh = rng.choice(len(mood), size=n, p=mood)
+    u = rng.random((n, 2))
+    last = [-1, -1]
+    for i in range(n):
+        s = speakers[i]
+        own, other = last[s], last[1 - s]
+        if own >= 0 and u[i, 0] < persistence:
+            y = own
+        elif other >= 0 and u[i, 1] < coupling:
+            y = other
+        else:
+            y = fresh[i]
+        labels[i] = y
+        last[s] = y
+    return labels
+
+
+def synthesize(
+    n_dialogues: int = IEMOCAP_DIALOGUES,
+    min_len: int = 8,
+    max_len: int = 110,
+    mean_len: float = 49.2,
+    feature_sizes: dict[str, int] | None = None,
+    label_set: str = "iemocap_6",
+    seed: int = 0,
+    informativeness: dict[str, float] | None = None,
+    n_test_dialogues: int | None = None,
+    dev_fraction: float = 0.1,
+    total_utterances: int | None = None,
+    switch_prob: float = 0.8,
+    persistence: float = 0.85,
+    coupling: float = 0.4,
+    mood_concentration: float = 1.0,
+    speaker_offset: float = 0.7,
+    mood_signal: float = 0.5,
+    class_counts=IEMOCAP_6_COUNTS,
+    sentences: bool = True,
+) -> Corpus:
+    """Generate a synthetic IEMOCAP-like corpus (see the module docstring).
+
+    ``feature_sizes``: modality -> size (default a 100, t 768, v 512; any subset of a, t, v).
+    ``informativeness``: modality -> signal scale (default DEFAULT_INFORMATIVENESS).
+    ``n_test_dialogues``: default 31 of 151, scaled to ``n_dialogues`` (at least 1).
+    ``total_utterances``: if given, the 6-way lengths add up to exactly this.
+    """
+    if label_set not in LABEL_SETS:
+        raise ValueError(f"unknown label set {label_set!r}: expected one of {sorted(LABEL_SETS)}")
+    sizes = dict(DEFAULT_FEATURE_SIZES if feature_sizes is None else feature_sizes)
+    unknown = [m for m in sizes if m not in MODALITY_ORDER]
+    if unknown or not sizes:
+        raise ValueError(f"feature_sizes must name some of {MODALITY_ORDER}, got {list(sizes)}")
+    info = dict(DEFAULT_INFORMATIVENESS)
+    info.update(informativeness or {})
+    if n_test_dialogues is None:
+        n_test_dialogues = max(1, round(n_dialogues * IEMOCAP_TEST_DIALOGUES / IEMOCAP_DIALOGUES))
+    if not (1 <= n_test_dialogues < n_dialogues):
+        raise ValueError(
+            f"need 1 <= n_test_dialogues ({n_test_dialogues}) < n_dialogues ({n_dialogues})"
+        )
+    rng = np.random.default_rng(seed)
+    n_classes6 = len(LABEL_SETS["iemocap_6"])
+    prior = np.asarray(class_counts, dtype=np.float64)
+    prior = prior / prior.sum()
+
+    lengths = _lengths(rng, n_dialogues, min_len, max_len, mean_len, total_utterances)
+    keep4 = np.arange(n_classes6) < len(LABEL_SETS["iemocap_4"])
+    all_speakers, all_labels, moods = [], [], []
+    for k, n in enumerate(lengths):
+        draw, attempt = rng, 0
+        while True:
+            speakers = _turns(draw, int(n), switch_prob)
+            mood = draw.dirichlet(mood_concentration * n_classes6 * prior)
+            labels = _emotions(draw, speakers, mood, persistence, coupling)
+            # A 4-way corpus must not lose whole dialogues: redraw those without a 4-way
+            # label from a side stream, so that every other dialogue is the same as in the
+            # 6-way corpus of the same seed (4-way = 6-way minus exc/fru, dialogue for dialogue).
+            if label_set == "iemocap_6" or keep4[labels].any():
+                break
+            attempt += 1
+            draw = np.random.default_rng([seed, k, attempt])
+        all_speakers.append(speakers)
+        all_labels.append(labels)
+        moods.append(mood)
+    labels_flat = np.concatenate(all_labels)
+    n_total = len(labels_flat)
+    dialogue_of = np.repeat(np.arange(n_dialogues), lengths)
+    speaker_flat = np.concatenate(all_speakers)
+
+    # class codes: (valence, arousal, one-hot class identity), weighted per modality
+    identity = np.eye(n_classes6)
+    features = {}
+    for m in MODALITY_ORDER:
+        if m not in sizes:
+            continue
+        dim = int(sizes[m])
+        wv, wa, ws = CODE_WEIGHTS[m]
+        codes = np.concatenate([AFFECT * [wv, wa], ws * identity], axis=1)  # [6, 8]
+        k = codes.shape[1]
+        if dim >= k:
+            embed, _ = np.linalg.qr(rng.standard_normal((dim, k)))
+        else:
+            embed = rng.standard_normal((dim, k)) / np.sqrt(k)
+        protos = (info[m] * codes @ embed.T).astype(np.float32)  # [6, D]
+        offsets = (speaker_offset * rng.standard_normal((n_dialogues, 2, dim))).astype(np.float32)
+        bias = (0.5 * rng.standard_normal(dim)).astype(np.float32)
+        x = rng.standard_normal((n_total, dim), dtype=np.float32)
+        x += protos[labels_flat]
+        x += offsets[dialogue_of, speaker_flat]
+        if mood_signal:
+            # the dialogue's mood (expected class code) is faintly present in every utterance
+            x += (mood_signal * np.asarray(moods) @ protos)[dialogue_of].astype(np.float32)
+        x += bias
+        features[m] = x
+
+    n_train = n_dialogues - n_test_dialogues
+    n_dev = int(dev_fraction * n_train)
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    dialogues = []
+    for k in range(n_dialogues):
+        lo, hi = int(bounds[k]), int(bounds[k + 1])
+        session = 5 if k >= n_train else 1 + (4 * k) // max(n_train, 1)
+        vid = f"Ses0{session}_synth{k:03d}"
+        dialogues.append(
+            Dialogue(
+                id=vid,
+                speakers=speaker_flat[lo:hi].astype(np.int64),
+                labels=labels_flat[lo:hi],
+                features={m: x[lo:hi] for m, x in features.items()},
+                sentences=(
+                    [f"{vid} turn {i} ({SPEAKER_NAMES[s]})" for i, s in enumerate(all_speakers[k])]
+                    if sentences
+                    else None
+                ),
+            )
+        )
+    corpus = Corpus(
+        splits={
+            "train": dialogues[n_dev:n_train],
+            "dev": dialogues[:n_dev],
+            "test": dialogues[n_train:],
+        },
+        label_names=LABEL_SETS["iemocap_6"],
+        label_set="iemocap_6",
+        source_format="synthetic",
+        path=None,
+        extractors={
+            m: {"name": "synthetic", "seed": seed, "informativeness": info[m]} for m in features
+        },
+    )
+    return convert_label_set(corpus, label_set)
+
+
+__all__ = ["synthesize", "DEFAULT_INFORMATIVENESS", "DEFAULT_FEATURE_SIZES", "IEMOCAP_6_COUNTS"]
