@@ -1,12 +1,12 @@
 """bridging-data: inspect, synthesise and convert IEMOCAP-shaped datasets.
 
-    bridging-data inspect PATH [--format auto] [--label-set iemocap_6]
-    bridging-data inspect --synthetic [synthetic options]
-    bridging-data synth OUT [--layout native|cogmen|dialoguernn] [synthetic options]
-    bridging-data convert IN OUT [--format auto] [--label-set iemocap_4]
-    bridging-data prepare-iemocap ROOT OUT [--labels iemocap_4|iemocap_6]
-        [--audio-features egemaps|compare|hubert|wav2vec2] [--hubert-path PATH]
-        [--hubert-layer N] [--text-model PATH] [--workers N] [--cache-dir DIR]
+bridging-data inspect PATH [--format auto] [--label-set iemocap_6]
+bridging-data inspect --synthetic [synthetic options]
+bridging-data synth OUT [--layout native|cogmen|dialoguernn] [synthetic options]
+bridging-data convert IN OUT [--format auto] [--label-set iemocap_4]
+bridging-data prepare-iemocap ROOT OUT [--labels iemocap_4|iemocap_6]
+    [--audio-features egemaps|compare|hubert|wav2vec2] [--hubert-path PATH]
+    [--hubert-layer N] [--text-model PATH] [--workers N] [--cache-dir DIR]
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ def _synth_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("synthetic data")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--n-dialogues", type=int, default=151)
-    g.add_argument("--n-test-dialogues", type=int, default=31)
+    g.add_argument("--n-test-dialogues", type=int, default=None,
+                   help="default: 31 of 151, scaled to --n-dialogues")
     g.add_argument("--min-len", type=int, default=8)
     g.add_argument("--max-len", type=int, default=110)
-    g.add_argument("--mean-len", type=float, default=49.0)
+    g.add_argument("--mean-len", type=float, default=49.2)
     g.add_argument("--sizes", default="a=100,t=768,v=512", help="feature sizes, e.g. a=100,v=512")
 
 
@@ -52,9 +53,7 @@ def summarize(corpus) -> dict:
     """JSON-ready summary of a corpus: format, counts per split, sizes, labels, speakers."""
     from bridging.data.datamodule import IEMOCAPDataModule
 
-    dm = IEMOCAPDataModule(
-        corpus=corpus, modalities=corpus.modalities, label_set=corpus.label_set
-    )
+    dm = IEMOCAPDataModule(corpus=corpus, modalities=corpus.modalities, label_set=corpus.label_set)
     return dm.summary()
 
 
@@ -90,7 +89,10 @@ def cmd_convert(args) -> int:
     from bridging.data.sources import convert
 
     convert(args.inp, args.out, format=args.format, label_set=args.label_set)
-    print(f"converted {args.inp} -> {args.out} (bridging native format, {args.label_set})")
+    print(
+        f"converted {args.inp} -> {args.out} (bridging native format, "
+        f"{args.label_set or 'labels as stored'})"
+    )
     return 0
 
 
@@ -135,16 +137,23 @@ def cmd_prepare_iemocap(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bridging-data", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="bridging-data",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sets = sorted(LABEL_SETS)
 
     p = sub.add_parser("inspect", help="print a JSON summary of a dataset")
     p.add_argument("path", nargs="?")
     p.add_argument("--format", default="auto", help="auto | cogmen | dialoguernn | native")
-    p.add_argument("--label-set", choices=sets, default=None,
-                   help="default: as stored for files, iemocap_4 for --synthetic")
+    p.add_argument(
+        "--label-set",
+        choices=sets,
+        default=None,
+        help="default: as stored for files, iemocap_4 for --synthetic",
+    )
     p.add_argument("--synthetic", action="store_true", help="the built-in synthetic data")
     _synth_args(p)
     p.set_defaults(func=cmd_inspect)
@@ -160,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inp", metavar="IN")
     p.add_argument("out", metavar="OUT")
     p.add_argument("--format", default="auto")
-    p.add_argument("--label-set", choices=sets, default="iemocap_6")
+    p.add_argument("--label-set", choices=sets, default=None, help="default: as stored")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser(
@@ -171,22 +180,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("root", metavar="ROOT", help="the release folder holding Session1..Session5")
     p.add_argument("out", metavar="OUT", help="output folder (bridging native format)")
     p.add_argument("--labels", choices=sets, default="iemocap_4")
-    p.add_argument("--audio-features", default="egemaps",
-                   choices=["egemaps", "compare", "hubert", "wav2vec2"])
-    p.add_argument("--hubert-path", default=None,
-                   help="local HuBERT/wav2vec2 folder (save_pretrained layout)")
-    p.add_argument("--hubert-layer", type=int, default=None,
-                   help="hidden state to mean-pool (default: the last)")
-    p.add_argument("--text-model", default=None,
-                   help="local sentence-transformers folder: adds text features (modality t)")
+    p.add_argument(
+        "--audio-features", default="egemaps", choices=["egemaps", "compare", "hubert", "wav2vec2"]
+    )
+    p.add_argument(
+        "--hubert-path", default=None, help="local HuBERT/wav2vec2 folder (save_pretrained layout)"
+    )
+    p.add_argument(
+        "--hubert-layer",
+        type=int,
+        default=None,
+        help="hidden state to mean-pool (default: the last)",
+    )
+    p.add_argument(
+        "--text-model",
+        default=None,
+        help="local sentence-transformers folder: adds text features (modality t)",
+    )
     p.add_argument("--workers", type=int, default=1, help="parallel extraction workers")
-    p.add_argument("--cache-dir", default=None,
-                   help="per-utterance feature cache (default OUT.cache); reruns resume from it")
-    p.add_argument("--no-standardize", action="store_true",
-                   help="keep raw features (default: standardise with the training split's "
-                   "mean and std, saved with the extractor)")
-    p.add_argument("--keep-unlabelled", action="store_true",
-                   help="keep utterances outside the label set as context (label -100)")
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        help="per-utterance feature cache (default OUT.cache); reruns resume from it",
+    )
+    p.add_argument(
+        "--no-standardize",
+        action="store_true",
+        help="keep raw features (default: standardise with the training split's "
+        "mean and std, saved with the extractor)",
+    )
+    p.add_argument(
+        "--keep-unlabelled",
+        action="store_true",
+        help="keep utterances outside the label set as context (label -100)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_prepare_iemocap)
     return parser
