@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 export WANDB_SILENT ?= true
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint format smoke train eval data-summary bench clean
+.PHONY: help install test test-all lint format smoke train eval reproduce report sweep data-summary bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,speech]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install bridging with its dev tools
@@ -47,6 +47,15 @@ train: $(STAMP) ## train the av teacher on the default (synthetic) data; ARGS=..
 eval: $(STAMP) ## evaluate a checkpoint: make eval CKPT=path [ARGS='eval.modalities=[a]']
 	@test -n "$(CKPT)" || { echo "usage: make eval CKPT=path/to/best.ckpt [ARGS=...]"; exit 2; }
 	$(BIN)/bridging-eval ckpt_path=$(CKPT) $(ARGS)
+
+reproduce: $(STAMP) ## the paper's comparison over 3 seeds + report (QUICK=1: tiny data; DATA=file for real data)
+	$(BIN)/bridging-reproduce $(if $(QUICK),--quick) $(if $(DATA),--data $(DATA)) $(ARGS)
+
+report: $(STAMP) ## table + plots over runs: make report DIRS="outputs/..." (default outputs/)
+	$(BIN)/bridging-report $(if $(DIRS),$(DIRS),outputs) --out report.md --csv report.csv --plots report_plots
+
+sweep: $(STAMP) ## a multirun sweep, e.g. make sweep ARGS="experiment=student_kd sweep=kd_grid"
+	$(BIN)/bridging-train -m $(ARGS)
 
 data-summary: $(STAMP) ## JSON summary of the default synthetic data (or DATA=path)
 	$(BIN)/bridging-data inspect $(if $(DATA),$(DATA),--synthetic)

@@ -54,8 +54,15 @@ def _trainer(accelerator: str = "cpu") -> pl.Trainer:
     )
 
 
-def evaluate(ckpt_path, data_cfg=None, split="test", modalities=None, batch_size=None,
-             accelerator="cpu", output_dir=None) -> dict:
+def evaluate(
+    ckpt_path,
+    data_cfg=None,
+    split="test",
+    modalities=None,
+    batch_size=None,
+    accelerator="cpu",
+    output_dir=None,
+) -> dict:
     """Metrics of a checkpoint on a split, with the modalities not kept zeroed.
 
     Writes ``metrics.json`` and ``confusion_matrix.png`` to ``output_dir`` when given."""
@@ -83,7 +90,9 @@ def evaluate(ckpt_path, data_cfg=None, split="test", modalities=None, batch_size
         out = Path(output_dir)
         atomic_write_json(out / "metrics.json", metrics)
         title = f"{recipe.kind} on {'+'.join(keep)} ({split})"
-        save_confusion_png(result["confusion"], facts.label_names, out / "confusion_matrix.png", title)
+        save_confusion_png(
+            result["confusion"], facts.label_names, out / "confusion_matrix.png", title
+        )
     return metrics
 
 
@@ -123,8 +132,15 @@ def write_csv(path, rows: list[dict]) -> Path:
     return atomic_write_text(path, buf.getvalue())
 
 
-def predict(ckpt_path, output, data_cfg=None, split="test", modalities=None, batch_size=None,
-            accelerator="cpu") -> list[dict]:
+def predict(
+    ckpt_path,
+    output,
+    data_cfg=None,
+    split="test",
+    modalities=None,
+    batch_size=None,
+    accelerator="cpu",
+) -> list[dict]:
     recipe = load_recipe(ckpt_path)
     keep = resolve_keep(recipe, modalities)
     recipe.eval_keep = keep

@@ -42,8 +42,9 @@ def _feature_sizes(meta: dict, input_size: int, given: dict | None, where: str) 
     return sizes
 
 
-def import_reference(src, out, feature_sizes: dict | None = None,
-                     label_set: str | None = None) -> dict:
+def import_reference(
+    src, out, feature_sizes: dict | None = None, label_set: str | None = None
+) -> dict:
     """Read the reference checkpoint ``src`` (allow-list unpickling), write a bridging teacher
     checkpoint to ``out`` (atomically). Returns a summary dict."""
     where = str(src)
@@ -74,8 +75,11 @@ def import_reference(src, out, feature_sizes: dict | None = None,
         "path": None,
         "extractors": {},
     }
-    model_cfg = {k: v for k, v in kwargs.items()
-                 if k not in ("input_size", "n_classes", "n_speakers", "class_weights")}
+    model_cfg = {
+        k: v
+        for k, v in kwargs.items()
+        if k not in ("input_size", "n_classes", "n_speakers", "class_weights")
+    }
     model_cfg["class_weight"] = kwargs["class_weights"] or False
     recipe = TeacherRecipe(facts=facts, modalities=modalities, model=model_cfg, data=None)
     recipe.model.load_state_dict(state, strict=True)
@@ -97,5 +101,10 @@ def import_reference(src, out, feature_sizes: dict | None = None,
     buf = io.BytesIO()
     torch.save(ckpt, buf)
     atomic_write_bytes(out, buf.getvalue())
-    return {"out": str(Path(out)), "modalities": modalities, "label_set": label_set,
-            "model": model_cfg, "dropped": meta["dropped_keys"]}
+    return {
+        "out": str(Path(out)),
+        "modalities": modalities,
+        "label_set": label_set,
+        "model": model_cfg,
+        "dropped": meta["dropped_keys"],
+    }

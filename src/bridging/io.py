@@ -64,8 +64,15 @@ def save_confusion_png(confusion, label_names, path, title: str = "") -> Path:
     ax.set_ylabel("gold")
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, f"{int(cm[i, j])}\n{norm[i, j]:.0%}", ha="center", va="center",
-                    color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                f"{int(cm[i, j])}\n{norm[i, j]:.0%}",
+                ha="center",
+                va="center",
+                color="white" if norm[i, j] > 0.5 else "black",
+                fontsize=8,
+            )
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()

@@ -34,9 +34,17 @@ def multirun_group(default: str | None = None) -> str | None:
     return default
 
 
-def wandb_logger(save_dir, project: str = "bridging", name: str | None = None,
-                 group: str | None = None, tags=(), mode: str = "auto",
-                 log_checkpoint: bool = True, entity: str | None = None, resume_from=None):
+def wandb_logger(
+    save_dir,
+    project: str = "bridging",
+    name: str | None = None,
+    group: str | None = None,
+    tags=(),
+    mode: str = "auto",
+    log_checkpoint: bool = True,
+    entity: str | None = None,
+    resume_from=None,
+):
     """A Lightning WandbLogger whose run lives under ``save_dir``; ``resume_from``: a previous
     run dir whose W&B run id is continued (when a killed run is resumed)."""
     from pytorch_lightning.loggers import WandbLogger
@@ -96,8 +104,9 @@ def log_final(logger, metrics: dict, output_dir, best_checkpoint=None) -> None:
         payload["test/confusion_matrix_png"] = wandb.Image(str(png))
     run.log(payload)
     if best_checkpoint and getattr(logger, "bridging_log_checkpoint", False):
-        art = wandb.Artifact(f"model-{run.id}", type="model",
-                             metadata={"test_wf1": metrics["test"]["wf1"]})
+        art = wandb.Artifact(
+            f"model-{run.id}", type="model", metadata={"test_wf1": metrics["test"]["wf1"]}
+        )
         art.add_file(str(best_checkpoint), name="best.ckpt")
         run.log_artifact(art, aliases=["best"])
 

@@ -130,13 +130,24 @@ def train(cfg: DictConfig, output_dir=None) -> dict:
     if hasattr(recipe, "prepare"):  # e.g. the student trains or loads its teacher here
         recipe.prepare(cfg=cfg, datamodule=datamodule, output_dir=output_dir)
     resume = resolve_resume(cfg.get("ckpt_path"), output_dir)
-    trainer = build_trainer(cfg, output_dir, resume_from=Path(resume).parent.parent if resume else None)
+    trainer = build_trainer(
+        cfg, output_dir, resume_from=Path(resume).parent.parent if resume else None
+    )
     for lg in wandb_loggers(trainer):
         from bridging.tracking import remember_run_id
 
         run = lg.experiment
-        run.tags = tuple(dict.fromkeys([*run.tags, recipe.kind, "+".join(recipe.modalities),
-                                        facts.label_set, facts.source_format]))
+        run.tags = tuple(
+            dict.fromkeys(
+                [
+                    *run.tags,
+                    recipe.kind,
+                    "+".join(recipe.modalities),
+                    facts.label_set,
+                    facts.source_format,
+                ]
+            )
+        )
         run.config.update(resolved, allow_val_change=True)
         remember_run_id(lg, output_dir)
     trainer.fit(recipe, datamodule=datamodule, ckpt_path=resume)

@@ -15,24 +15,37 @@ from bridging.data.records import LABEL_SETS, DataError
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="bridging-import-cogmen", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="bridging-import-cogmen",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("src", metavar="OFFICIAL.pt")
     p.add_argument("out", metavar="OUT.ckpt")
-    p.add_argument("--label-set", choices=sorted(LABEL_SETS), default=None,
-                   help="default: from args.dataset (iemocap -> iemocap_6, iemocap_4)")
-    p.add_argument("--feature-sizes", default=None,
-                   help="per-modality sizes when the args lack them, e.g. a=100,t=768,v=512")
+    p.add_argument(
+        "--label-set",
+        choices=sorted(LABEL_SETS),
+        default=None,
+        help="default: from args.dataset (iemocap -> iemocap_6, iemocap_4)",
+    )
+    p.add_argument(
+        "--feature-sizes",
+        default=None,
+        help="per-modality sizes when the args lack them, e.g. a=100,t=768,v=512",
+    )
     args = p.parse_args(argv)
     sizes = None
     if args.feature_sizes:
-        sizes = {k.strip(): int(v) for k, _, v in
-                 (item.partition("=") for item in args.feature_sizes.split(","))}
+        sizes = {
+            k.strip(): int(v)
+            for k, _, v in (item.partition("=") for item in args.feature_sizes.split(","))
+        }
     from bridging.importing import import_reference
 
     try:
-        summary = import_reference(args.src, args.out, feature_sizes=sizes,
-                                   label_set=args.label_set)
+        summary = import_reference(
+            args.src, args.out, feature_sizes=sizes, label_set=args.label_set
+        )
     except DataError as exc:
         print(f"bridging-import-cogmen: error: {exc}", file=sys.stderr)
         return 2
