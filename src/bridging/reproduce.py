@@ -108,23 +108,25 @@ def plan(seeds, common: list[str]) -> list[dict]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="bridging-reproduce", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="tiny data, 2 epochs: a minutes-long check")
+    p.add_argument("--quick", action="store_true", help="small data and models, 4 epochs: a minutes-long check")
     p.add_argument("--data", default=None, help="a real data file (default: the synthetic data)")
     p.add_argument("--label-set", default="iemocap_4")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=None,
-                   help="epochs per run (default 12; 2 with --quick; the paper used 55)")
+                   help="epochs per run (default 12; 4 with --quick; the paper used 55)")
     p.add_argument("--jobs", type=int, default=2, help="parallel worker processes")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     p.add_argument("--out", default=None, help="default: outputs/reproduce/<timestamp>")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = p.parse_args(argv)
 
-    epochs = args.epochs or (2 if args.quick else 12)
+    epochs = args.epochs or (4 if args.quick else 12)
     common = [f"trainer.max_epochs={epochs}", "logger=csv", "trainer.enable_progress_bar=false",
               f"data.label_set={args.label_set}"]
-    if args.quick:
-        common += ["data=tiny", "trainer.accelerator=cpu", "model.seqcontext_nlayer=1"]
+    if args.quick:  # small synthetic data and models: a minutes-long end-to-end check
+        common += ["data=tiny", "data.synthetic.n_dialogues=40", "data.synthetic.max_len=24",
+                   "data.synthetic.mean_len=14", "data.batch_size=8", "trainer.accelerator=cpu",
+                   "model.seqcontext_nlayer=1", "model.gnn_nheads=2"]
     if args.data:
         common += ["data=iemocap", f"data.path={Path(args.data).resolve()}"]
     common += args.overrides
@@ -169,7 +171,7 @@ def main(argv=None) -> int:
                       f"{100 * res['wf1']:.2f}  ({time.perf_counter() - t_start:.0f} s)",
                       flush=True)
 
-    from bridging.report import main as report_main
+    from bridging.cli.report import main as report_main
 
     print(f"\nall runs done in {time.perf_counter() - t_start:.0f} s; report:\n", flush=True)
     return report_main([str(root), "--out", str(root / "report.md")])
