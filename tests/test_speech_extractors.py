@@ -218,7 +218,72 @@ def test_hubert_from_a_local_folder(tmp_path, wavs):
         create_extractor("hubert", path=str(tmp_path))
 
 
-def test_prepare_iemocap_with_hubert_features(tmp_path):
+def tiny_sentence_transformer(folder):
+    pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    words = "utterance of feeling hap sad neu ang exc fru xxx sur a b c".split()
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *words])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+    ).save_pretrained(folder)
+    torch.manual_seed(0)
+    cfg = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=12,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+        max_position_embeddings=64,
+    )
+    BertModel(cfg).save_pretrained(folder)
+    (folder / "1_Pooling").mkdir()
+    (folder / "2_Normalize").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": 12, "pooling_mode_mean_tokens": True})
+    )
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 32}))
+    types = ["Transformer", "Pooling", "Normalize"]
+    paths = ["", "1_Pooling", "2_Normalize"]
+    (folder / "modules.json").write_text(
+        json.dumps(
+            [
+                {"idx": i, "name": str(i), "path": p, "type": f"sentence_transformers.models.{t}"}
+                for i, (t, p) in enumerate(zip(types, paths))
+            ]
+        )
+    )
+    return folder
+
+
+def test_sentence_embeddings_from_a_local_folder(tmp_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    from bridging.speech.text import SentenceEncoder
+
+    folder = tiny_sentence_transformer(tmp_path / "st")
+    enc = SentenceEncoder(folder)
+    sentences = ["a b", "utterance of feeling sad c c c", ""]
+    got = enc.encode(sentences, batch_size=2)
+    tok, model = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder)
+    for s, row in zip(sentences, got):  # one at a time: no padding
+        with torch.no_grad():
+            h = model(**tok([s], return_tensors="pt")).last_hidden_state[0].mean(0)
+        np.testing.assert_allclose(row, (h / h.norm()).numpy(), atol=1e-5)
+    assert enc.spec()["dim"] == 12 and enc.spec()["params"]["pooling"] == "mean_tokens"
+
+
+def test_prepare_iemocap_with_hubert_and_text_features(tmp_path):
     from bridging.cli.data import main as data_main
     from bridging.data.native import read_native
     from bridging.speech.testing import write_fake_release
@@ -239,6 +304,8 @@ def test_prepare_iemocap_with_hubert_features(tmp_path):
             str(folder),
             "--hubert-layer",
             "2",
+            "--text-model",
+            str(tiny_sentence_transformer(tmp_path / "st")),
             "--workers",
             "2",
             "--no-progress",
@@ -250,3 +317,10 @@ def test_prepare_iemocap_with_hubert_features(tmp_path):
     assert spec["name"] == "hubert" and spec["params"]["layer"] == 2 and spec["dim"] == 16
     assert corpus.splits["train"][0].features["a"].shape[1] == 16
     assert {s: len(v) for s, v in corpus.splits.items()} == {"train": 1, "dev": 1, "test": 1}
+    assert corpus.modalities == ["a", "t"] and corpus.extractors["t"]["dim"] == 12
+    d = corpus.splits["test"][0]
+    from bridging.speech.text import SentenceEncoder
+
+    np.testing.assert_allclose(
+        d.features["t"], SentenceEncoder(tmp_path / "st").encode(d.sentences), atol=1e-6
+    )

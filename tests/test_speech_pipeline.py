@@ -295,6 +295,14 @@ def test_causal_live_and_exported_trained_model(release, prepared, trained, tmp_
         np.testing.assert_allclose(p.probabilities, causal[k], atol=2e-6)
         prefix = model.predict_features(dialogue.features["a"][: k + 1], dialogue.speakers[: k + 1])
         np.testing.assert_allclose(p.probabilities, prefix[-1], atol=1e-6)
+    # waveforms in memory (a live microphone) work the same as files
+    from bridging.speech.audio import read_audio
+
+    live = Session(trained)
+    for k, u in enumerate(utts):
+        signal, rate = read_audio(u["wav"])
+        p = live.add(signal, u["speaker"], sample_rate=rate)
+        np.testing.assert_allclose(p.probabilities, causal[k], atol=2e-6)
     # exports of the trained model
     x = torch.from_numpy(dialogue.features["a"])[None]
     spk = torch.from_numpy(dialogue.speakers)[None]
@@ -317,3 +325,46 @@ def test_checkpoint_without_extractor_is_refused(trained, tmp_path):
     torch.save(ckpt, bare)
     with pytest.raises(DataError, match="stores no audio feature extractor"):
         SpeechModel(bare)
+
+
+def test_predict_audio_groups_dialogues_and_reports_bad_input(release, trained, tmp_path, capsys):
+    from bridging.cli.predict_audio import main as predict_main
+    from bridging.speech.inference import SpeechModel
+
+    root, written = release
+    test_dialogues = sorted({w["dialogue"] for w in written if w["session"] == 5})
+    utts = [w for w in written if w["dialogue"] in test_dialogues and w["emotion"] in FOUR]
+    csv_path = tmp_path / "two.csv"
+    with open(csv_path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["dialogue", "file", "speaker"])
+        for u in utts:
+            w.writerow([u["dialogue"], u["wav"], u["speaker"]])
+    out = tmp_path / "two_preds.csv"
+    assert predict_main([f"ckpt_path={trained}", f"input={csv_path}", f"output={out}"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["dialogue"] for r in rows] == [u["dialogue"] for u in utts]
+    model = SpeechModel(trained)
+    for name in test_dialogues:
+        mine = [u for u in utts if u["dialogue"] == name]
+        alone = model.predict_files([u["wav"] for u in mine], [u["speaker"] for u in mine])
+        got = np.array(
+            [[float(r[f"prob_{n}"]) for n in SIX] for r in rows if r["dialogue"] == name]
+        )
+        np.testing.assert_allclose(got, alone, atol=2e-6)
+    # errors: a broken wav is named; a manifest without speakers; a missing option
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.wav").write_bytes(b"RIFFxxxxWAVEjunk")
+    (bad / "manifest.csv").write_text("file,speaker\nbroken.wav,M\n")
+    assert predict_main([f"ckpt_path={trained}", f"input={bad}", f"output={out}"]) == 2
+    assert "broken.wav: unreadable audio" in capsys.readouterr().err
+    (bad / "manifest.csv").write_text("file\nbroken.wav\n")
+    assert predict_main([f"ckpt_path={trained}", f"input={bad}", f"output={out}"]) == 2
+    assert "no 'speaker' column" in capsys.readouterr().err
+    (bad / "manifest.csv").write_text("file,speaker\nbroken.wav,Q\n")
+    assert predict_main([f"ckpt_path={trained}", f"input={bad}", f"output={out}"]) == 2
+    assert "speaker 'Q'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        predict_main([f"ckpt_path={trained}", f"input={bad}"])
+    assert "missing output=..." in capsys.readouterr().err
