@@ -50,14 +50,21 @@ def main(argv=None):
     dm = IEMOCAPDataModule(corpus=corpus, modalities=mods, label_set="iemocap_4", batch_size=32)
     dm.setup()
     train = dm.split("train")
-    model = dict(seqcontext_nlayer=args.layers, gnn_nheads=args.heads, drop_rate=0.1,
-                 pad_mode=args.pad_mode)
+    model = dict(
+        seqcontext_nlayer=args.layers, gnn_nheads=args.heads, drop_rate=0.1, pad_mode=args.pad_mode
+    )
     recipe = TeacherRecipe(facts=dm.facts.to_dict(), modalities=mods, model=model)
     timer = EpochTimer()
     trainer = pl.Trainer(
-        max_epochs=args.epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-        num_sanity_val_steps=0, callbacks=[timer],
+        max_epochs=args.epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[timer],
     )
     pl.seed_everything(0, workers=True)
     if args.profile:
@@ -70,9 +77,11 @@ def main(argv=None):
         trainer.fit(recipe, datamodule=dm)
     steady = timer.times[1:] or timer.times
     print(f"command: python {' '.join(sys.argv)}")
-    print(f"train split: {len(train)} dialogues, {train.n_utterances} utterances; "
-          f"input {dm.facts.input_size(mods)}; L {args.layers} H {args.heads}; "
-          f"pad_mode {args.pad_mode}; threads {args.threads}")
+    print(
+        f"train split: {len(train)} dialogues, {train.n_utterances} utterances; "
+        f"input {dm.facts.input_size(mods)}; L {args.layers} H {args.heads}; "
+        f"pad_mode {args.pad_mode}; threads {args.threads}"
+    )
     print("epoch times (s): " + ", ".join(f"{t:.2f}" for t in timer.times))
     print(f"median epoch after the first: {statistics.median(steady):.2f} s")
 

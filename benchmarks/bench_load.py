@@ -89,6 +89,31 @@ def main(argv=None) -> None:
     c = load_corpus(path, label_set="iemocap_6", validate=False)
     med, _, _ = timed(lambda: validate_corpus(c, ["a", "t", "v"]), args.repeat)
     print(f"  of which validation alone:            {med:.3f} s")
+
+    # the figures: load + build every tensor (the DataModule), then one epoch of
+    # 32-dialogue batches with no model
+    from bridging.data.datamodule import IEMOCAPDataModule
+
+    def load_and_build():
+        dm = IEMOCAPDataModule(path=str(path), label_set="iemocap_6", modalities=["a", "t", "v"],
+                               batch_size=32)
+        dm.setup()
+        return dm
+
+    med, best, dm = timed(load_and_build, args.repeat)
+    print(f"\nDataModule setup (DialogueRNN 6-way file: load + validate + tensors): "
+          f"median {med:.3f} s, best {best:.3f} s (target < 3 s)")
+
+    def epoch():
+        n = 0
+        for split in ("train", "dev", "test"):
+            for batch in dm.split(split).loader(32, shuffle=split == "train"):
+                n += int(batch.lengths.sum())
+        return n
+
+    med, best, n = timed(epoch, max(args.repeat, 10))
+    print(f"one epoch of batches over all splits ({n} utterances, batch 32, no model): "
+          f"median {med * 1000:.1f} ms, best {best * 1000:.1f} ms (target < 200 ms)")
     if tmp is not None:
         tmp.cleanup()
 

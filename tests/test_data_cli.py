@@ -53,8 +53,9 @@ def test_inspect_four_way_dialoguernn_drops_other_labels(tmp_path, capsys):
     corpus4 = synthesize(label_set="iemocap_4", **SMALL)
     total6 = sum(len(d) for ds in corpus6.splits.values() for d in ds)
     total4 = sum(v["utterances"] for v in s["splits"].values())
-    kept = sum(int(np.isin(d.labels, [0, 1, 2, 3]).sum()) for ds in corpus6.splits.values()
-               for d in ds)
+    kept = sum(
+        int(np.isin(d.labels, [0, 1, 2, 3]).sum()) for ds in corpus6.splits.values() for d in ds
+    )
     assert total4 == kept < total6
     assert set(s["splits"]["train"]["label_counts"]) == {"hap", "sad", "neu", "ang"}
     assert corpus4.label_set == "iemocap_4"
@@ -62,9 +63,31 @@ def test_inspect_four_way_dialoguernn_drops_other_labels(tmp_path, capsys):
 
 def test_synth_then_inspect_and_convert(tmp_path, capsys):
     out = tmp_path / "synth_cogmen.pkl"
-    assert main(["synth", str(out), "--layout", "cogmen", "--label-set", "iemocap_4",
-                 "--n-dialogues", "20", "--n-test-dialogues", "5", "--min-len", "4",
-                 "--max-len", "14", "--mean-len", "9", "--seed", "1"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                str(out),
+                "--layout",
+                "cogmen",
+                "--label-set",
+                "iemocap_4",
+                "--n-dialogues",
+                "20",
+                "--n-test-dialogues",
+                "5",
+                "--min-len",
+                "4",
+                "--max-len",
+                "14",
+                "--mean-len",
+                "9",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     s = inspect(capsys, str(out))
     assert s["format"] == "cogmen" and s["label_set"] == "iemocap_4"

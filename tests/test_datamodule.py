@@ -19,8 +19,13 @@ def corpus():
 
 
 def dm_for(corpus, modalities=("a", "v"), batch_size=4, **kw):
-    dm = IEMOCAPDataModule(corpus=corpus, modalities=modalities, label_set=corpus.label_set,
-                           batch_size=batch_size, **kw)
+    dm = IEMOCAPDataModule(
+        corpus=corpus,
+        modalities=modalities,
+        label_set=corpus.label_set,
+        batch_size=batch_size,
+        **kw,
+    )
     dm.setup()
     return dm
 
@@ -95,13 +100,22 @@ def test_unknown_labels_are_ignored_in_the_flat_labels():
 
     def dlg(i, labels):
         n = len(labels)
-        return Dialogue(id=f"d{i}", speakers=np.arange(n) % 2, labels=np.array(labels),
-                        features={"a": rng.normal(size=(n, 3)).astype(np.float32)})
+        return Dialogue(
+            id=f"d{i}",
+            speakers=np.arange(n) % 2,
+            labels=np.array(labels),
+            features={"a": rng.normal(size=(n, 3)).astype(np.float32)},
+        )
 
     corpus = Corpus(
-        splits={"train": [dlg(0, [0, 1, 2]), dlg(1, [3, IGNORE_INDEX])],
-                "dev": [dlg(2, [1])], "test": [dlg(3, [0, 0])]},
-        label_names=("hap", "sad", "neu", "ang"), label_set="iemocap_4", source_format="test",
+        splits={
+            "train": [dlg(0, [0, 1, 2]), dlg(1, [3, IGNORE_INDEX])],
+            "dev": [dlg(2, [1])],
+            "test": [dlg(3, [0, 0])],
+        },
+        label_names=("hap", "sad", "neu", "ang"),
+        label_set="iemocap_4",
+        source_format="test",
     )
     dm = dm_for(corpus, modalities=["a"], shuffle=False)
     batch = next(iter(dm.train_dataloader()))

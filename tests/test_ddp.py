@@ -19,10 +19,23 @@ def test_ddp_two_cpu_processes(tmp_path):
     run = tmp_path / "ddp"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     res = subprocess.run(
-        [str(exe), "data=tiny", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-         "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "logger=none",
-         "model.seqcontext_nlayer=1", "data.eval_batch_size=2", f"hydra.run.dir={run}"],
-        capture_output=True, text=True, timeout=600, env=env,
+        [
+            str(exe),
+            "data=tiny",
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.max_epochs=2",
+            "trainer.enable_progress_bar=false",
+            "logger=none",
+            "model.seqcontext_nlayer=1",
+            "data.eval_batch_size=2",
+            f"hydra.run.dir={run}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
     )
     assert res.returncode == 0, res.stderr[-4000:]
     assert res.stdout.count("test weighted F1") == 1  # one process reports

@@ -28,8 +28,10 @@ def test_resume_after_kill_matches_uninterrupted(compose_cfg, tmp_path):
         full["data"]["splits"]["train"]["dialogues"] % 4 > 0
     )
     killed = tmp_path / "killed"
-    crash = [f"+callbacks.crash._target_={__name__}.CrashAfter",
-             f"+callbacks.crash.steps={2 * steps_per_epoch + 1}"]
+    crash = [
+        f"+callbacks.crash._target_={__name__}.CrashAfter",
+        f"+callbacks.crash.steps={2 * steps_per_epoch + 1}",
+    ]
     with pytest.raises(RuntimeError, match="simulated kill"):
         train(compose_cfg([*common, *crash], output_dir=killed))
     last = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)

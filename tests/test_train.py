@@ -146,9 +146,16 @@ def test_bridging_train_cli(tmp_path):
     """The real Hydra app, as a user runs it."""
     exe = Path(sys.executable).parent / "bridging-train"
     res = subprocess.run(
-        [str(exe), *TINY, "experiment=audio_only", "trainer.max_epochs=1",
-         f"hydra.run.dir={tmp_path}/run"],
-        capture_output=True, text=True, timeout=300,
+        [
+            str(exe),
+            *TINY,
+            "experiment=audio_only",
+            "trainer.max_epochs=1",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "test weighted F1" in res.stdout

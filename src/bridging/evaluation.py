@@ -1,4 +1,4 @@
-"""Library side of ``bridging-eval`` and ``bridging-predict``: any bridging checkpoint, any split."""
+"""Library side of ``bridging-eval`` and ``bridging-predict``: any checkpoint, any split."""
 
 from __future__ import annotations
 

@@ -82,12 +82,16 @@ def eval_speech_only(teacher_dir: str, out_dir: str, seed: int, threads: int) ->
         "data": test["data"],
         "config_hash": teacher["config_hash"],
         "hparams": teacher.get("hparams", {}),
-        "note": "the a+v teacher's best checkpoint (selected on a+v dev), evaluated with video zeroed",
+        "note": "the a+v teacher's best checkpoint (selected on a+v dev), video zeroed",
     }
     out = Path(out_dir)
     atomic_write_json(out / "metrics.json", metrics)
-    save_confusion_png(test["test"]["confusion"], teacher["label_names"],
-                       out / "confusion_matrix.png", "a+v teacher, speech-only test")
+    save_confusion_png(
+        test["test"]["confusion"],
+        teacher["label_names"],
+        out / "confusion_matrix.png",
+        "a+v teacher, speech-only test",
+    )
     return {"out": out_dir, "wf1": metrics["test"]["wf1"], "s": 0.0}
 
 
@@ -100,20 +104,35 @@ def plan(seeds, common: list[str]) -> list[dict]:
             if name == "student_kd":
                 job["after"] = f"teacher/seed{s}"
             jobs.append(job)
-        jobs.append({"name": f"av_eval_speech_only/seed{s}", "eval_of": f"teacher/seed{s}",
-                     "seed": s, "after": f"teacher/seed{s}"})
+        jobs.append(
+            {
+                "name": f"av_eval_speech_only/seed{s}",
+                "eval_of": f"teacher/seed{s}",
+                "seed": s,
+                "after": f"teacher/seed{s}",
+            }
+        )
     return jobs
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="bridging-reproduce", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="small data and models, 4 epochs: a minutes-long check")
+    p = argparse.ArgumentParser(
+        prog="bridging-reproduce",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="small data and models, 4 epochs: a minutes-long check"
+    )
     p.add_argument("--data", default=None, help="a real data file (default: the synthetic data)")
     p.add_argument("--label-set", default="iemocap_4")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=None,
-                   help="epochs per run (default 12; 4 with --quick; the paper used 55)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs per run (default 12; 4 with --quick; the paper used 55)",
+    )
     p.add_argument("--jobs", type=int, default=2, help="parallel worker processes")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     p.add_argument("--out", default=None, help="default: outputs/reproduce/<timestamp>")
@@ -121,21 +140,37 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     epochs = args.epochs or (4 if args.quick else 12)
-    common = [f"trainer.max_epochs={epochs}", "logger=csv", "trainer.enable_progress_bar=false",
-              f"data.label_set={args.label_set}"]
+    common = [
+        f"trainer.max_epochs={epochs}",
+        "logger=csv",
+        "trainer.enable_progress_bar=false",
+        f"data.label_set={args.label_set}",
+    ]
     if args.quick:  # small synthetic data and models: a minutes-long end-to-end check
-        common += ["data=tiny", "data.synthetic.n_dialogues=40", "data.synthetic.max_len=24",
-                   "data.synthetic.mean_len=14", "data.batch_size=8", "trainer.accelerator=cpu",
-                   "model.seqcontext_nlayer=1", "model.gnn_nheads=2"]
+        common += [
+            "data=tiny",
+            "data.synthetic.n_dialogues=40",
+            "data.synthetic.max_len=24",
+            "data.synthetic.mean_len=14",
+            "data.batch_size=8",
+            "trainer.accelerator=cpu",
+            "model.seqcontext_nlayer=1",
+            "model.gnn_nheads=2",
+        ]
     if args.data:
         common += ["data=iemocap", f"data.path={Path(args.data).resolve()}"]
     common += args.overrides
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
-    root = Path(args.out or Path(os.environ.get("BRIDGING_OUTPUT", "outputs")) / "reproduce" / stamp)
+    root = Path(
+        args.out or Path(os.environ.get("BRIDGING_OUTPUT", "outputs")) / "reproduce" / stamp
+    )
     root.mkdir(parents=True, exist_ok=True)
     jobs = plan(args.seeds, common)
-    print(f"bridging-reproduce: {len(jobs)} jobs, {epochs} epochs each, {args.jobs} workers "
-          f"-> {root}", flush=True)
+    print(
+        f"bridging-reproduce: {len(jobs)} jobs, {epochs} epochs each, {args.jobs} workers "
+        f"-> {root}",
+        flush=True,
+    )
 
     t_start = time.perf_counter()
     done: dict[str, dict] = {}
@@ -152,8 +187,9 @@ def main(argv=None) -> int:
                 pending.remove(job)
                 out = str(root / job["name"])
                 if "eval_of" in job:
-                    fut = pool.submit(eval_speech_only, str(root / job["eval_of"]), out,
-                                      job["seed"], args.threads)
+                    fut = pool.submit(
+                        eval_speech_only, str(root / job["eval_of"]), out, job["seed"], args.threads
+                    )
                 else:
                     ov = list(job["overrides"])
                     if job["name"].startswith("student_kd"):
@@ -167,9 +203,11 @@ def main(argv=None) -> int:
                 job = running.pop(fut)
                 res = fut.result()  # a failed job stops the whole comparison, loudly
                 done[job["name"]] = res
-                print(f"  [{len(done):2d}/{len(jobs)}] {job['name']:<28} test wF1 "
-                      f"{100 * res['wf1']:.2f}  ({time.perf_counter() - t_start:.0f} s)",
-                      flush=True)
+                print(
+                    f"  [{len(done):2d}/{len(jobs)}] {job['name']:<28} test wF1 "
+                    f"{100 * res['wf1']:.2f}  ({time.perf_counter() - t_start:.0f} s)",
+                    flush=True,
+                )
 
     from bridging.cli.report import main as report_main
 

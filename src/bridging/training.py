@@ -101,7 +101,8 @@ def write_run_outputs(output_dir: Path, metrics: dict, label_names, title: str) 
 def headline(metrics: dict) -> str:
     t = metrics["test"]
     return (
-        f"[{metrics['experiment']}] {metrics['recipe']} trained on {'+'.join(metrics['modalities'])}"
+        f"[{metrics['experiment']}] {metrics['recipe']} trained on "
+        f"{'+'.join(metrics['modalities'])}"
         f", evaluated on {'+'.join(metrics['eval_modalities'])} ({metrics['label_set']}): "
         f"test weighted F1 {100 * t['wf1']:.2f}  acc {100 * t['acc']:.2f}  "
         f"macro F1 {100 * t['mf1']:.2f}  (best dev wF1 {100 * metrics['dev']['wf1']:.2f} "

@@ -22,8 +22,12 @@ def _synth_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("synthetic data")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--n-dialogues", type=int, default=151)
-    g.add_argument("--n-test-dialogues", type=int, default=None,
-                   help="default: 31 of 151, scaled to --n-dialogues")
+    g.add_argument(
+        "--n-test-dialogues",
+        type=int,
+        default=None,
+        help="default: 31 of 151, scaled to --n-dialogues",
+    )
     g.add_argument("--min-len", type=int, default=8)
     g.add_argument("--max-len", type=int, default=110)
     g.add_argument("--mean-len", type=float, default=49.2)

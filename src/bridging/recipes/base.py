@@ -42,7 +42,8 @@ MODEL_KEYS = (
 
 
 def class_weights_from(facts: DatasetFacts, class_weight) -> list[float] | None:
-    """``False``/``None``: no weights; ``True``: 1 / training-split class frequency; a list: as given."""
+    """``False``/``None``: no weights; ``True``: 1 / training-split class frequency;
+    a list: as given."""
     if class_weight is None or class_weight is False:
         return None
     if class_weight is True:
