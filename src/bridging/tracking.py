@@ -74,9 +74,22 @@ def wandb_logger(
 
 
 def remember_run_id(logger, output_dir) -> None:
+    """Write the W&B run's id (for resuming) and a small JSON record (id, group, mode, dir)."""
+    import json
+
     from bridging.io import atomic_write_text
 
-    atomic_write_text(Path(output_dir) / RUN_ID_FILE, logger.experiment.id)
+    run = logger.experiment
+    atomic_write_text(Path(output_dir) / RUN_ID_FILE, run.id)
+    record = {
+        "id": run.id,
+        "name": run.name,
+        "group": run.group,
+        "project": run.project,
+        "mode": "offline" if run.settings._offline else "online",
+        "dir": run.dir,
+    }
+    atomic_write_text(Path(output_dir) / "wandb_run.json", json.dumps(record, indent=2) + "\n")
 
 
 def log_final(logger, metrics: dict, output_dir, best_checkpoint=None) -> None:
