@@ -15,6 +15,20 @@ from bridging.io import atomic_write_json, atomic_write_text, save_confusion_png
 from bridging.recipes import load_recipe
 
 
+def options_from_config(cfg) -> dict:
+    """The keyword arguments of :func:`evaluate` / :func:`predict` from an eval/predict config."""
+    from omegaconf import OmegaConf
+
+    mods = cfg.eval.modalities
+    return {
+        "data_cfg": OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else None,
+        "split": cfg.split,
+        "modalities": None if mods is None else list(mods),
+        "batch_size": cfg.batch_size,
+        "accelerator": cfg.accelerator,
+    }
+
+
 def datamodule_for(recipe, data_cfg: dict | None, keep, batch_size: int | None = None):
     """A DataModule for evaluating ``recipe``: the given data config, else the one the model
     was trained with; it loads only the modalities that are kept (the others are zeroed)."""

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from bridging.paths import conf_dir
 
 
 @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="eval")
 def main(cfg: DictConfig) -> float:
-    from bridging.evaluation import evaluate
+    from bridging.evaluation import evaluate, options_from_config
 
-    data = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else None
-    mods = cfg.eval.modalities
-    metrics = evaluate(
-        cfg.ckpt_path,
-        data_cfg=data,
-        split=cfg.split,
-        modalities=None if mods is None else list(mods),
-        batch_size=cfg.batch_size,
-        accelerator=cfg.accelerator,
-        output_dir=cfg.paths.output_dir,
-    )
+    metrics = evaluate(cfg.ckpt_path, output_dir=cfg.paths.output_dir, **options_from_config(cfg))
     r = metrics[cfg.split]
     print(
         f"{metrics['recipe']} ({'+'.join(metrics['modalities'])}) evaluated on "
