@@ -130,11 +130,8 @@ def test_the_teacher_trained_first_has_the_teacher_experiments_settings(compose_
     assert list(more.data.modalities) == ["a", "t", "v"] and more.trainer.max_epochs == 7
 
 
-def test_sweep_configs_compose(compose_cfg):
-    from hydra import compose
-
-    compose_cfg(["experiment=student_kd"])  # initialise
-    from hydra import initialize_config_dir
+def test_sweep_configs_compose():
+    from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     from bridging.paths import conf_dir
@@ -157,6 +154,7 @@ def test_sweep_configs_compose(compose_cfg):
             "recipe.kd.alpha",
             "recipe.kd.emb_weight",
         }
+    GlobalHydra.instance().clear()
 
 
 # -- the pipeline ------------------------------------------------------------------------------
@@ -175,6 +173,10 @@ def test_pipeline_trains_the_teacher_first_in_the_run_dir(pipeline_run):
     # same data, same best checkpoint: the teacher's test figures agree with its own run
     assert t["test"]["wf1"] == pytest.approx(teacher_metrics["test"]["wf1"], abs=1e-6)
     assert t["test"]["confusion"] == teacher_metrics["test"]["confusion"]
+    # a loaded student finds its recorded teacher again (and checks its weights)
+    student = load_recipe(out / "checkpoints" / "best.ckpt")
+    student.prepare(datamodule=tiny_datamodule(["a"]))
+    assert student.teacher_info["sha256"] == t["sha256"] and student.teacher is not None
 
 
 def test_metrics_hold_the_teacher_and_the_agreement(given_run):

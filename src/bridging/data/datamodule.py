@@ -206,6 +206,17 @@ class IEMOCAPDataModule(pl.LightningDataModule):
             extractors=dict(corpus.extractors),
         )
 
+    def add_modalities(self, needed) -> list[str]:
+        """Also load ``needed`` modalities (e.g. a teacher's besides its student's); the
+        corpus stays in memory, only the tensors are rebuilt. Returns the missing ones."""
+        missing = [m for m in ordered_modalities(needed) if m not in self.modalities]
+        if missing:
+            self.modalities = ordered_modalities(set(self.modalities) | set(missing))
+            self.splits = {}
+            self._facts = None
+            self.setup()
+        return missing
+
     @property
     def facts(self) -> DatasetFacts:
         if self._facts is None:
