@@ -53,7 +53,9 @@ def main(argv=None):
     model = dict(
         seqcontext_nlayer=args.layers, gnn_nheads=args.heads, drop_rate=0.1, pad_mode=args.pad_mode
     )
-    recipe = TeacherRecipe(facts=dm.facts.to_dict(), modalities=mods, model=model)
+    # no validation here: the plateau scheduler (which needs val/loss) is off
+    optim = {"scheduler": {"enabled": False}}
+    recipe = TeacherRecipe(facts=dm.facts.to_dict(), modalities=mods, model=model, optim=optim)
     timer = EpochTimer()
     trainer = pl.Trainer(
         max_epochs=args.epochs,
