@@ -20,7 +20,7 @@ from conftest import TINY
 EXPERIMENTS = ["masked", "masked_nognn", "av_speech_only"]
 
 
-def _train(tmp_path_factory, name, overrides):
+def _train(tmp_path_factory, name, overrides, tiny=TINY):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -29,14 +29,20 @@ def _train(tmp_path_factory, name, overrides):
     out = tmp_path_factory.mktemp(name)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.output_dir={out}", *TINY, *overrides])
+        cfg = compose("train", overrides=[f"paths.output_dir={out}", *tiny, *overrides])
     GlobalHydra.instance().clear()
     return out, train(cfg)
 
 
 @pytest.fixture(scope="module")
 def masked_run(tmp_path_factory):
-    return _train(tmp_path_factory, "masked", ["experiment=masked", "trainer.max_epochs=2"])
+    # the CSV logger on (TINY turns it off): the logs must keep the speech-only figures
+    return _train(
+        tmp_path_factory,
+        "masked",
+        ["experiment=masked", "trainer.max_epochs=2"],
+        tiny=["debug=tiny"],
+    )
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -79,6 +85,11 @@ def test_metrics_hold_speech_only_and_full_modality_results(masked_run):
             assert 0.0 <= on_disk[key][k] <= 1.0
     assert int(torch.tensor(on_disk["test_full"]["confusion"]).sum()) == n_test
     assert on_disk["mask_policy"]["p_none"] == pytest.approx(0.6)
+    # the full-modality evaluation is not logged: the last test/wf1 in the CSV is speech-only
+    import csv
+
+    rows = [r for r in csv.DictReader((out / "csv" / "metrics.csv").open()) if r.get("test/wf1")]
+    assert float(rows[-1]["test/wf1"]) == pytest.approx(on_disk["test"]["wf1"], abs=1e-6)
     assert on_disk["hparams"]["mask.p_random"] == 0.2
 
 

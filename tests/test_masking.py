@@ -286,3 +286,11 @@ def test_evaluation_masking_is_deterministic():
         assert torch.equal(one[m], two[m])
     assert torch.equal(one["a"], feats["a"])
     assert not one["t"].any() and not one["v"].any()
+
+
+def test_nothing_masked_means_no_copy():
+    feats, lengths, _ = padded_features({"a": 6, "v": 4}, [2, 3])
+    out = ModalityMask(p_none=1, p_audio_full=0, p_other_full=0, p_random=0)(feats, lengths)
+    assert all(out[m] is feats[m] for m in feats)
+    out = ModalityMask(p_none=0, p_audio_full=1, p_other_full=0, p_random=0)(feats, lengths)
+    assert out["v"] is feats["v"] and not out["a"].any()

@@ -1,0 +1,106 @@
+"""The masked (modality-dropout) recipe (METHOD.md section 4).
+
+A COGMEN (or its graph-free variant, ``model.gnn=none``) on several modalities (default a+v,
+also a+t+v) trained with parts of its input zeroed by a :class:`~bridging.masking.ModalityMask`
+drawn per training batch. Validation, checkpoint selection (``val/wf1``) and test use the
+speech-only condition by default (``eval_keep=[a]``: the other modalities zeroed, nothing
+random); ``extra_metrics`` adds the same best model's full-modality dev and test metrics.
+"""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+from bridging.data.batch import DialogueBatch
+from bridging.masking import ModalityMask
+from bridging.recipes.base import EmotionRecipe
+
+#: The checkpoint key holding the mask generator's state (resumed runs continue its stream).
+MASK_STATE_KEY = "bridging_mask_state"
+
+
+class MaskedRecipe(EmotionRecipe):
+    """EmotionRecipe whose training batches go through a :class:`ModalityMask`.
+
+    Args (besides EmotionRecipe's):
+        mask: the ModalityMask options (``p_none``, ``p_audio_full``, ``p_other_full``,
+            ``p_random``, ``random``, ``p``, ``span``, ``granularity``, ``rescale``).
+        seed: the run seed; the mask draws from its own generator seeded from it.
+        eval_keep: as EmotionRecipe, but ``None`` means speech only (``[a]``) here.
+        full_eval: add the full-modality dev/test metrics of the best model to metrics.json.
+    """
+
+    kind = "masked"
+
+    def __init__(
+        self,
+        facts: dict,
+        modalities,
+        model: dict,
+        optim: dict | None = None,
+        eval_keep=None,
+        data: dict | None = None,
+        mask: dict | None = None,
+        seed: int | None = None,
+        full_eval: bool = True,
+    ):
+        if eval_keep is None and "a" in modalities:
+            eval_keep = ["a"]
+        super().__init__(
+            facts=facts,
+            modalities=modalities,
+            model=model,
+            optim=optim,
+            eval_keep=eval_keep,
+            data=data,
+        )
+        self.masker = ModalityMask(**dict(mask or {}), seed=seed)
+        self.full_eval = bool(full_eval)
+
+    # -- training --------------------------------------------------------------------------
+    def training_losses(self, batch: DialogueBatch):
+        return super().training_losses(self.masker(batch))
+
+    # -- checkpoints: the mask stream resumes where it stopped ----------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint[MASK_STATE_KEY] = self.masker.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)  # the global random states
+        state = checkpoint.get(MASK_STATE_KEY)
+        if state is not None:
+            self.masker.load_state_dict(state)
+
+    # -- extra outputs ---------------------------------------------------------------------
+    def extra_metrics(self, trainer, datamodule, best=None) -> dict:
+        """Full-modality dev and test metrics of the same (best) model, and the mask policy.
+
+        Runs on a logger-free trainer, so the run's logs (CSV, W&B) keep the speech-only
+        ``val/*`` and ``test/*`` figures as their last values."""
+        out = {"mask_policy": self.masker.describe()}
+        if not self.full_eval:
+            return out
+        if best:
+            state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+            self.load_state_dict(state)
+        evaluator = pl.Trainer(
+            accelerator="gpu" if self.device.type == "cuda" else "cpu",
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        kept = self.eval_keep
+        self.eval_keep = list(self.modalities)
+        try:
+            evaluator.validate(self, datamodule=datamodule, verbose=False)
+            dev = self.results["val"]
+            evaluator.test(self, datamodule=datamodule, verbose=False)
+            test = self.results["test"]
+        finally:
+            self.eval_keep = kept
+        out.update({"full_modalities": list(self.modalities), "dev_full": dev, "test_full": test})
+        return out
