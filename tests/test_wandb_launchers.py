@@ -79,3 +79,31 @@ def test_launcher_configs_compose(launcher, target):
     GlobalHydra.instance().clear()
     assert cfg.hydra.launcher._target_.endswith(target)
     assert cfg.hydra.sweeper.params["recipe.kd.temperature"] == "1,2,4,8"
+
+
+def test_optuna_search_maximises_the_returned_dev_metric(tmp_path):
+    """Two Optuna trials over the masking policy; the sweeper's best value is a dev wF1."""
+    import yaml
+
+    exe = Path(sys.executable).parent / "bridging-train"
+    sweep = tmp_path / "optuna"
+    res = subprocess.run(
+        [
+            str(exe),
+            "-m",
+            "experiment=masked",
+            "hparams_search=mask_optuna",
+            "debug=tiny",
+            "logger=none",
+            "trainer.max_epochs=1",
+            "hydra.sweeper.n_trials=2",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-4000:]
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    devs = [json.loads((sweep / str(j) / "metrics.json").read_text())["dev"]["wf1"] for j in (0, 1)]
+    assert best["best_value"] == pytest.approx(max(devs))
