@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from bridging.data.batch import DialogueBatch
 from bridging.masking import SCENARIOS, ModalityMask, keep_only, span_mask
 
+#: A policy with all four scenarios (nothing masked included: our p_none extension), to test
+#: the machinery; not the default (the authors' policy has p_none 0, see test_default_policy_*).
 PROBS = {"p_none": 0.6, "p_audio_full": 0.1, "p_other_full": 0.1, "p_random": 0.2}
+#: The authors' committed policy (p_audio_full, p_other_full, then random = the rest).
+AUTHORS = {"p_none": 0.0, "p_audio_full": 0.1, "p_other_full": 0.1, "p_random": 0.8}
 SIGMAS = 5.0
 
 
@@ -58,8 +63,62 @@ def test_probabilities_must_sum_to_one():
     assert auto.probs["p_none"] == pytest.approx(0.2)
     with pytest.raises(ValueError, match="granularity"):
         ModalityMask(granularity="frame")
-    with pytest.raises(ValueError, match="span must be >= 1"):
+    with pytest.raises(ValueError, match=r"span random\.a\.span=0 must be an integer >= 1"):
         ModalityMask(random={"a": {"p": 0.2, "span": 0}})
+    with pytest.raises(ValueError, match=r"span span=1\.5 must be an integer >= 1"):
+        ModalityMask(span=1.5)
+
+
+def test_p_random_auto_is_the_rest():
+    """The authors' "otherwise" branch: p_random=auto = 1 - p_none - p_audio_full - p_other_full."""
+    mask = ModalityMask(p_none=0, p_audio_full=0.3, p_other_full=0.3, p_random="auto")
+    assert mask.probs == pytest.approx(
+        {"p_none": 0.0, "p_audio_full": 0.3, "p_other_full": 0.3, "p_random": 0.4}
+    )
+    mask = ModalityMask(p_none=0.1, p_audio_full=0.1, p_other_full=0.1, p_random=None)
+    assert mask.probs["p_random"] == pytest.approx(0.7)
+    assert ModalityMask(p_audio_full=0, p_other_full=0, p_random="auto").probs["p_random"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            {"p_none": "auto", "p_random": "auto"},
+            r"^mask probabilities: only one of p_none, p_random may be auto; "
+            r"got p_none='auto', p_random='auto'$",
+        ),
+        (
+            {"p_none": 0.5, "p_audio_full": 0.4, "p_other_full": 0.3, "p_random": "auto"},
+            r"^mask probabilities: p_random=auto would be -0\.2 < 0 "
+            r"\(p_none=0\.5, p_audio_full=0\.4, p_other_full=0\.3\)$",
+        ),
+        (
+            {"p_audio_full": "auto"},
+            r"^mask probability p_audio_full='auto' must be a number in \[0, 1\] "
+            r"\(only p_none or p_random may be auto\)$",
+        ),
+        ({"p_other_full": "lots"}, r"^mask probability p_other_full='lots' is not a number$"),
+        ({"p_random": -0.1}, r"^mask probability p_random=-0\.1 must lie in \[0, 1\]$"),
+    ],
+)
+def test_bad_probabilities_are_one_line_errors_naming_the_key(kwargs, message):
+    with pytest.raises(ValueError, match=message) as err:
+        ModalityMask(**kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_constructor_defaults_are_the_authors_policy():
+    mask = ModalityMask(seed=0)
+    assert mask.probs == pytest.approx(AUTHORS)
+    assert (mask.default_p, mask.default_span, mask.granularity, mask.rescale) == (
+        0.2,
+        1,
+        "batch",
+        False,
+    )
+    for m in ("a", "t", "v"):
+        assert mask.random_options(m) == {"p": 0.2, "span": 1}
 
 
 # -- the span rule ----------------------------------------------------------------------------
@@ -294,3 +353,111 @@ def test_nothing_masked_means_no_copy():
     assert all(out[m] is feats[m] for m in feats)
     out = ModalityMask(p_none=0, p_audio_full=1, p_other_full=0, p_random=0)(feats, lengths)
     assert out["v"] is feats["v"] and not out["a"].any()
+
+
+# -- the authors' policy, re-implemented here -------------------------------------------------
+#: COGMEN's IEMOCAP feature sizes (audio 100, video 512): realistic dimension counts.
+IEMOCAP_SIZES = {"a": 100, "v": 512}
+
+
+def _authors_spans(starts, length):
+    """Every start at i masks [i, i + length), clipped at the modality's end."""
+    masked = np.zeros_like(starts)
+    for i in np.flatnonzero(starts):
+        masked[i : i + length] = True
+    return masked
+
+
+def authors_batch_mask(rng, d_a, d_v, pmaf, pmvf, pmar, pmvr, aml, vml):
+    """One training batch of the authors' masking, written from their description (slow
+    reference): one uniform u per batch; u < pmaf: audio fully zeroed (video kept);
+    pmaf <= u < pmaf + pmvf: video fully zeroed; otherwise random partial masking of BOTH
+    modalities, each dimension starting a span with probability pmar (audio) / pmvr (video),
+    spans aml / vml long, clipped. No "nothing masked" branch; one mask for the batch."""
+    u = rng.uniform()
+    if u < pmaf:
+        return "audio_full", np.ones(d_a, bool), np.zeros(d_v, bool)
+    if u < pmaf + pmvf:
+        return "other_full", np.zeros(d_a, bool), np.ones(d_v, bool)
+    audio = _authors_spans(rng.uniform(size=d_a) < pmar, aml)
+    video = _authors_spans(rng.uniform(size=d_v) < pmvr, vml)
+    return "random", audio, video
+
+
+def _two_sample_ok(x: np.ndarray, y: np.ndarray, n: int, sigmas: float = SIGMAS) -> np.ndarray:
+    """Elementwise: frequencies x, y (each over n Bernoulli trials) agree within `sigmas`
+    standard errors of their difference (pooled binomial variance, floored at one event)."""
+    pooled = (x + y) / 2
+    se = np.sqrt(np.maximum(pooled * (1 - pooled), 1.0 / n) * 2.0 / n)
+    return np.abs(x - y) <= sigmas * se
+
+
+@pytest.mark.parametrize(
+    "overrides, authors",
+    [
+        # the authors' committed setting: (pmaf, pmvf, pmar, pmvr, aml, vml)
+        ([], (0.1, 0.1, 0.2, 0.2, 1, 1)),
+        # their commented setting, with spans to exercise the clipping at the modality's end
+        (
+            [
+                "recipe.mask.p_audio_full=0.3",
+                "recipe.mask.p_other_full=0.3",
+                "recipe.mask.random.a.span=3",
+                "recipe.mask.random.v.span=7",
+            ],
+            (0.3, 0.3, 0.2, 0.2, 3, 7),
+        ),
+    ],
+)
+def test_default_policy_matches_the_authors_branch_logic(compose_cfg, overrides, authors):
+    """ModalityMask built from the composed experiment=masked config (as the masked recipe
+    builds it) against the authors' branch logic re-implemented above: the same scenario
+    frequencies, the same per-dimension masked frequencies per modality, and never a batch
+    with nothing masked."""
+    from omegaconf import OmegaConf
+
+    cfg = compose_cfg(["experiment=masked", *overrides])
+    options = OmegaConf.to_container(cfg.recipe.mask, resolve=True)
+    mask = ModalityMask(**options, seed=int(cfg.seed))
+    assert mask.probs["p_none"] == 0.0 and mask.granularity == "batch" and not mask.rescale
+    pmaf, pmvf, pmar, pmvr, aml, vml = authors
+    d_a, d_v = IEMOCAP_SIZES["a"], IEMOCAP_SIZES["v"]
+    n = 8_000
+    rng = np.random.default_rng(11)
+    ours = {"a": np.zeros((n, d_a), bool), "v": np.zeros((n, d_v), bool)}
+    ref = {"a": np.zeros((n, d_a), bool), "v": np.zeros((n, d_v), bool)}
+    our_s, ref_s = [], []
+    for i in range(n):
+        draw = mask.draw(IEMOCAP_SIZES, batch_size=3, max_len=6)
+        assert draw.scenario.numel() == 1  # one draw for the whole batch
+        our_s.append(SCENARIOS[int(draw.scenario)])
+        for m in ours:
+            ours[m][i] = draw.masked[m].reshape(-1).numpy()
+        s, a, v = authors_batch_mask(rng, d_a, d_v, pmaf, pmvf, pmar, pmvr, aml, vml)
+        ref_s.append(s)
+        ref["a"][i], ref["v"][i] = a, v
+    our_s, ref_s = np.array(our_s), np.array(ref_s)
+    # no "nothing masked" batch, in the scenarios and in the masks themselves
+    assert not (our_s == "none").any() and not (ref_s == "none").any()
+    assert (ours["a"].any(1) | ours["v"].any(1)).all()
+    # scenario frequencies
+    for name in ("audio_full", "other_full", "random"):
+        x, y = np.array([(our_s == name).mean()]), np.array([(ref_s == name).mean()])
+        assert _two_sample_ok(x, y, n).all(), (name, x, y)
+    # each scenario zeroes what the authors' branch zeroes
+    a_full, v_full = our_s == "audio_full", our_s == "other_full"
+    assert ours["a"][a_full].all() and not ours["v"][a_full].any()
+    assert ours["v"][v_full].all() and not ours["a"][v_full].any()
+    # per-dimension masked frequencies, modality by modality
+    for m in ("a", "v"):
+        f_ours, f_ref = ours[m].mean(0), ref[m].mean(0)
+        ok = _two_sample_ok(f_ours, f_ref, n)
+        assert ok.all(), (m, np.flatnonzero(~ok)[:10], f_ours[~ok][:10], f_ref[~ok][:10])
+        # and the modality's masked fraction (per-draw fractions are correlated within a
+        # draw: their standard error comes from the per-draw spread)
+        x, y = ours[m].mean(1), ref[m].mean(1)
+        se = np.sqrt(x.var() / n + y.var() / n)
+        assert abs(x.mean() - y.mean()) <= SIGMAS * se, (m, x.mean(), y.mean())
+    if not overrides:  # the committed setting masks about 26% of each modality, not 14%
+        for m in ("a", "v"):
+            assert ours[m].mean() == pytest.approx(0.1 + 0.8 * 0.2, abs=0.02)

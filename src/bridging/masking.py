@@ -1,23 +1,41 @@
-"""Modality masking (METHOD.md section 4): zero parts of a batch's input by a random policy.
+"""Modality masking (masked training): zero parts of a batch's input by a random policy.
 
 Plain PyTorch, no Lightning. A :class:`ModalityMask` takes a batch of named modalities
 (a :class:`~bridging.data.batch.DialogueBatch`, or a dict ``name -> [B, T, D_m]`` tensor) and
-zeroes parts of it. One of four *scenarios* is drawn per unit (see granularity):
+zeroes parts of it. One *scenario* is drawn per unit (see granularity):
 
-``none``
-    nothing masked;
 ``audio_full``
-    the audio modality (``a``) fully masked;
+    the audio modality (``a``) fully masked, the others kept;
 ``other_full``
     every non-audio modality fully masked: the speech-only test condition;
 ``random``
-    random partial masking: within each modality ``m``, every feature dimension starts a
-    masked span with probability ``p_m``; a span covers ``span_m`` consecutive dimensions,
-    clipped at the modality's end (so dimension ``j`` is masked iff a span starts in
-    ``[j - span_m + 1, j]``).
+    random partial masking of every modality at once: within each modality ``m``, every
+    feature dimension starts a masked span with probability ``p_m`` (a per-dimension rate,
+    not a scenario probability); a span covers ``span_m`` consecutive dimensions, clipped at
+    the modality's end (so dimension ``j`` is masked iff a span starts in
+    ``[j - span_m + 1, j]``);
+``none``
+    nothing masked: **our extension**, probability 0 by default.
 
-The scenario probabilities ``p_none, p_audio_full, p_other_full, p_random`` must sum to 1;
-``p_none`` may be ``"auto"`` (or ``None``): ``1 - the other three`` (sweeps vary the others).
+The authors' policy (their masked-training code, in words): one uniform ``u`` per training
+batch; ``u < p_audio_full``: audio fully zeroed; ``p_audio_full <= u < p_audio_full +
+p_other_full``: every non-audio modality fully zeroed; otherwise random partial masking of
+all modalities at once, audio at rate ``p_a`` and video at rate ``p_v`` per dimension, spans
+of ``span_a`` / ``span_v`` dimensions; the same mask for every utterance of the batch, no
+rescaling. Their settings (p_audio_full, p_other_full, p_a, p_v): (0.1, 0.1, 0.2, 0.2), also
+(0.3, 0.3, 0.2, 0.2), and an audio-only input with p_a 0.2 (plain 20% audio feature dropout).
+They have no "nothing masked" branch. The paper's figure speaks of 4 input masking scenarios;
+the fourth, nothing masked (``p_none``), is our extension, probability 0 by default. The
+constructor defaults are the authors' committed policy: ``p_none`` 0, ``p_audio_full`` 0.1,
+``p_other_full`` 0.1, ``p_random`` 0.8, rate 0.2 and span 1 for every modality, batch
+granularity, no rescaling. Scenario edges are laid out as ``[none | audio_full | other_full
+| random]`` over ``[0, 1)``, so with ``p_none = 0`` the draw is exactly the authors' branch
+logic on the same uniform.
+
+The scenario probabilities ``p_none, p_audio_full, p_other_full, p_random`` must sum to 1.
+One of ``p_none`` and ``p_random`` may be ``"auto"`` (or ``None``): ``1 - the other three``
+(``p_random: auto`` gives the authors' "otherwise" branch while sweeps vary the full-modality
+probabilities).
 
 Granularity, the unit that gets its own draw (scenario and random dimensions):
 
@@ -32,7 +50,7 @@ Granularity, the unit that gets its own draw (scenario and random dimensions):
 Masking zeroes entries (``masked_fill``) and, with rescaling, multiplies the kept ones, so
 zero padding stays zero. With ``rescale=True`` the kept dimensions of a partially masked
 modality are multiplied by ``D_m / kept_m`` (inverted-dropout style, ``1 / (1 - fraction
-masked)``); a fully masked modality stays all zero. Off by default, as in the reference.
+masked)``); a fully masked modality stays all zero. Off by default, as in the authors' code.
 
 Randomness: every draw comes from the mask's own CPU ``torch.Generator`` (never the global
 RNG), seeded with ``seed + SEED_OFFSET``: a run's masks depend only on the run seed and on
@@ -105,6 +123,50 @@ def _probability(name: str, value) -> float:
     return v
 
 
+def _span(name: str, value) -> int:
+    try:
+        v = int(value)
+        ok = v >= 1 and float(value) == v
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"mask span {name}={value!r} must be an integer >= 1")
+    return v
+
+
+def _is_auto(value) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower() == "auto")
+
+
+def _scenario_probabilities(**given) -> dict[str, float]:
+    """The four scenario probabilities, checked; at most one of p_none/p_random ``auto``."""
+    auto = [k for k in ("p_none", "p_random") if _is_auto(given[k])]
+    if _is_auto(given["p_audio_full"]) or _is_auto(given["p_other_full"]):
+        bad = "p_audio_full" if _is_auto(given["p_audio_full"]) else "p_other_full"
+        raise ValueError(
+            f"mask probability {bad}={given[bad]!r} must be a number in [0, 1] "
+            "(only p_none or p_random may be auto)"
+        )
+    if len(auto) > 1:
+        raise ValueError(
+            f"mask probabilities: only one of p_none, p_random may be auto; got "
+            f"p_none={given['p_none']!r}, p_random={given['p_random']!r}"
+        )
+    probs = {k: None if k in auto else _probability(k, v) for k, v in given.items()}
+    if auto:
+        (key,) = auto
+        rest = 1.0 - sum(v for v in probs.values() if v is not None)
+        if rest < -1e-9:
+            listed = ", ".join(f"{k}={v:g}" for k, v in probs.items() if v is not None)
+            raise ValueError(f"mask probabilities: {key}=auto would be {rest:.6g} < 0 ({listed})")
+        probs[key] = max(0.0, rest)
+    total = sum(probs.values())
+    if abs(total - 1.0) > 1e-6:
+        listed = ", ".join(f"{k}={v:g}" for k, v in probs.items())
+        raise ValueError(f"mask scenario probabilities must sum to 1; got {listed} (sum {total:g})")
+    return {k: probs[k] for k in ("p_none", "p_audio_full", "p_other_full", "p_random")}
+
+
 @dataclass
 class MaskDraw:
     """One draw of the policy, for a batch of a given shape.
@@ -137,11 +199,12 @@ class MaskDraw:
 
 
 class ModalityMask:
-    """The masking policy (see the module docstring).
+    """The masking policy (see the module docstring); the defaults are the authors' policy.
 
     Args:
-        p_none, p_audio_full, p_other_full, p_random: scenario probabilities (sum 1);
-            ``p_none="auto"`` (or ``None``) means ``1 - the others``.
+        p_none, p_audio_full, p_other_full, p_random: scenario probabilities (sum 1); one of
+            ``p_none`` and ``p_random`` may be ``"auto"`` (or ``None``): ``1 - the others``.
+            ``p_none`` (nothing masked) is our extension, 0 by default.
         random: modality -> ``{"p": start probability, "span": span length}`` for the random
             scenario; a modality not listed uses ``p`` and ``span``.
         p, span: defaults for modalities not in ``random``.
@@ -154,10 +217,10 @@ class ModalityMask:
 
     def __init__(
         self,
-        p_none=0.6,
-        p_audio_full: float = 0.1,
-        p_other_full: float = 0.1,
-        p_random: float = 0.2,
+        p_none=0.0,
+        p_audio_full=0.1,
+        p_other_full=0.1,
+        p_random=0.8,
         random: Mapping | None = None,
         p: float = 0.2,
         span: int = 1,
@@ -166,38 +229,16 @@ class ModalityMask:
         seed: int | None = None,
         audio: str = AUDIO,
     ):
-        others = {
-            "p_audio_full": _probability("p_audio_full", p_audio_full),
-            "p_other_full": _probability("p_other_full", p_other_full),
-            "p_random": _probability("p_random", p_random),
-        }
-        if p_none is None or (isinstance(p_none, str) and p_none.lower() == "auto"):
-            p_none_v = 1.0 - sum(others.values())
-            if p_none_v < -1e-9:
-                raise ValueError(
-                    "mask probabilities: p_none=auto would be "
-                    f"{p_none_v:.6g} < 0 (p_audio_full={others['p_audio_full']}, "
-                    f"p_other_full={others['p_other_full']}, p_random={others['p_random']})"
-                )
-            p_none_v = max(0.0, p_none_v)
-        else:
-            p_none_v = _probability("p_none", p_none)
-        probs = {"p_none": p_none_v, **others}
-        total = sum(probs.values())
-        if abs(total - 1.0) > 1e-6:
-            listed = ", ".join(f"{k}={v:g}" for k, v in probs.items())
-            raise ValueError(
-                f"mask scenario probabilities must sum to 1; got {listed} (sum {total:g})"
-            )
+        probs = _scenario_probabilities(
+            p_none=p_none, p_audio_full=p_audio_full, p_other_full=p_other_full, p_random=p_random
+        )
         if granularity not in GRANULARITIES:
             raise ValueError(
                 f"unknown mask granularity {granularity!r}; expected one of {GRANULARITIES}"
             )
         self.probs = probs
         self.default_p = _probability("p", p)
-        self.default_span = int(span)
-        if self.default_span < 1:
-            raise ValueError(f"mask span must be >= 1, got {span}")
+        self.default_span = _span("span", span)
         self.random: dict[str, dict] = {}
         for m, opts in dict(random or {}).items():
             opts = dict(opts or {})
@@ -207,9 +248,7 @@ class ModalityMask:
                     f"mask.random.{m}: unknown keys {sorted(unknown)} (expected p, span)"
                 )
             pm = _probability(f"random.{m}.p", opts.get("p", self.default_p))
-            lm = int(opts.get("span", self.default_span))
-            if lm < 1:
-                raise ValueError(f"mask.random.{m}.span must be >= 1, got {lm}")
+            lm = _span(f"random.{m}.span", opts.get("span", self.default_span))
             self.random[m] = {"p": pm, "span": lm}
         self.granularity = granularity
         self.rescale = bool(rescale)

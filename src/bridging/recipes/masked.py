@@ -1,13 +1,18 @@
-"""The masked (modality-dropout) recipe (METHOD.md section 4).
+"""The masked (modality-dropout) recipe.
 
-A COGMEN (or its graph-free variant, ``model.gnn=none``) on several modalities (default a+v,
-also a+t+v) trained with parts of its input zeroed by a :class:`~bridging.masking.ModalityMask`
-drawn per training batch. Validation, checkpoint selection (``val/wf1``) and test use the
-speech-only condition by default (``eval_keep=[a]``: the other modalities zeroed, nothing
-random); ``extra_metrics`` adds the same best model's full-modality dev and test metrics.
+A COGMEN (or its graph-free variant, ``model.gnn=none``) on one or more modalities (default
+a+v, also a+t+v, or audio alone: the authors' audio feature dropout) trained with parts of
+its input zeroed by a :class:`~bridging.masking.ModalityMask` drawn per training batch (by
+default the authors' policy). Validation, checkpoint selection (``val/wf1``) and test use
+the speech-only condition by default (``eval_keep=[a]``: the other modalities zeroed,
+nothing random); ``extra_metrics`` adds the same best model's full-modality dev and test
+metrics, skipped when the evaluation already uses every modality of the model (e.g. an
+audio-only model): there is no other condition to report.
 """
 
 from __future__ import annotations
+
+import logging
 
 import pytorch_lightning as pl
 import torch
@@ -15,6 +20,8 @@ import torch
 from bridging.data.batch import DialogueBatch
 from bridging.masking import ModalityMask
 from bridging.recipes.base import EmotionRecipe
+
+log = logging.getLogger(__name__)
 
 #: The checkpoint key holding the mask generator's state (resumed runs continue its stream).
 MASK_STATE_KEY = "bridging_mask_state"
@@ -28,7 +35,9 @@ class MaskedRecipe(EmotionRecipe):
             ``p_random``, ``random``, ``p``, ``span``, ``granularity``, ``rescale``).
         seed: the run seed; the mask draws from its own generator seeded from it.
         eval_keep: as EmotionRecipe, but ``None`` means speech only (``[a]``) here.
-        full_eval: add the full-modality dev/test metrics of the best model to metrics.json.
+        full_eval: add the full-modality dev/test metrics of the best model to metrics.json
+            (skipped, with ``full_eval_skipped`` saying why, when ``eval_keep`` already holds
+            every modality of the model).
     """
 
     kind = "masked"
@@ -57,6 +66,14 @@ class MaskedRecipe(EmotionRecipe):
         )
         self.masker = ModalityMask(**dict(mask or {}), seed=seed)
         self.full_eval = bool(full_eval)
+        others = [m for m in self.modalities if m != self.masker.audio]
+        if self.masker.probs["p_other_full"] > 0 and not others:
+            log.warning(
+                "mask.p_other_full=%g but the model has no non-audio modality (%s): those "
+                "batches are left unmasked",
+                self.masker.probs["p_other_full"],
+                "+".join(self.modalities),
+            )
 
     # -- training --------------------------------------------------------------------------
     def training_losses(self, batch: DialogueBatch):
@@ -81,6 +98,12 @@ class MaskedRecipe(EmotionRecipe):
         ``val/*`` and ``test/*`` figures as their last values."""
         out = {"mask_policy": self.masker.describe()}
         if not self.full_eval:
+            return out
+        if set(self.eval_keep) == set(self.modalities):
+            out["full_eval_skipped"] = (
+                f"evaluation already uses every modality of the model "
+                f"({'+'.join(self.modalities)}): dev/test are the full-modality figures"
+            )
             return out
         if best:
             state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
