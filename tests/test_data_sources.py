@@ -91,7 +91,9 @@ def test_synthetic_speakers_alternate_irregularly_and_emotions_persist():
             ys = y[s == spk]
             same_speaker_pairs += max(len(ys) - 1, 0)
             same_speaker_same_label += int((ys[1:] == ys[:-1]).sum())
-    assert switches > 2 * repeats > 0
+    # turns switch speaker with probability 0.8; dropping the utterances without a majority
+    # label (as IEMOCAP does) leaves about 0.65 switches between consecutive stored turns
+    assert switches > 1.5 * repeats > 0
     # a speaker's next emotion repeats far more often than chance (~0.2 for 6 classes)
     assert same_speaker_same_label / same_speaker_pairs > 0.6
 

@@ -32,6 +32,13 @@ def _synth_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-len", type=int, default=110)
     g.add_argument("--mean-len", type=float, default=49.2)
     g.add_argument("--sizes", default="a=100,t=768,v=512", help="feature sizes, e.g. a=100,v=512")
+    g.add_argument(
+        "--preset",
+        default="iemocap",
+        choices=["iemocap", "independent", "legacy"],
+        help="iemocap: calibrated to IEMOCAP (default); independent: the negative control "
+        "with no shared affect; legacy: the first generator (docs/synthetic.md)",
+    )
 
 
 def _synthesize(args, label_set: str):
@@ -50,6 +57,7 @@ def _synthesize(args, label_set: str):
         feature_sizes=sizes,
         label_set=label_set,
         seed=args.seed,
+        preset=args.preset,
     )
 
 
@@ -140,6 +148,48 @@ def cmd_prepare_iemocap(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from bridging.data import calibration as cal
+    from bridging.data.synthetic import preset_params
+
+    params = preset_params(args.preset)
+    log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if args.verbose else None
+    if args.fit:
+        params = cal.fit_annotation(params, rounds=args.rounds, seed=args.seed, log=log)
+        if not args.no_probe:
+            params = cal.fit_strengths(params, seed=args.seed, log=log)
+        print(repr(params))
+        return 0
+    facts = cal.calibration_facts(
+        params, seed=args.seed, probe=not args.no_probe, probe_seeds=tuple(args.probe_seeds)
+    )
+    command = "bridging-data calibrate" + (f" --markdown {args.markdown}" if args.markdown else "")
+    text = cal.markdown(facts, params, command)
+    if args.markdown:
+        from bridging.io import atomic_write_text
+
+        atomic_write_text(args.markdown, text)
+    if args.json:
+        rows = [
+            {
+                "statistic": f.name,
+                "real": f.real,
+                "generated": float(f.measured),
+                "band": f.band,
+                "within": f.ok,
+                "source": f.source,
+            }
+            for f in facts
+        ]
+        print(json.dumps(rows, indent=2))
+    else:
+        print(text)
+    outside = [f.name for f in facts if f.ok is False]
+    if outside:
+        print(f"bridging-data: warning: outside the band: {outside}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bridging-data",
@@ -168,6 +218,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-set", choices=sets, default="iemocap_4")
     _synth_args(p)
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser(
+        "calibrate",
+        help="measure the synthetic corpus against facts about IEMOCAP (data statistics and "
+        "probe fits only, never distillation or masking outcomes); --fit re-fits the parameters",
+    )
+    p.add_argument("--preset", default="iemocap", choices=["iemocap", "independent"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-probe", action="store_true", help="skip the probe fits (seconds)")
+    p.add_argument("--probe-seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--markdown", default=None, help="also write the table to this file")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+    p.add_argument("--fit", action="store_true", help="fit the parameters; print them")
+    p.add_argument("--rounds", type=int, default=20, help="fitting rounds (--fit)")
+    p.add_argument("--verbose", action="store_true")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("convert", help="convert a COGMEN or DialogueRNN file to bridging's format")
     p.add_argument("inp", metavar="IN")

@@ -56,6 +56,9 @@ class Dialogue:
     labels: np.ndarray  # int64 [n]
     features: dict[str, np.ndarray]
     sentences: list[str] | None = None
+    #: Synthetic data only: the generating latent emotion per utterance (6-way index in
+    #: LABEL_SETS["iemocap_6"] order), kept so reports can show the annotation ceiling.
+    latent: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])

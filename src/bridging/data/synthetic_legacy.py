@@ -1,4 +1,7 @@
-"""A seeded, IEMOCAP-shaped synthetic corpus: the built-in default data and CI's data.
+"""The first synthetic generator: ``synthesize(preset="legacy")``.
+
+Kept so that earlier results can be reproduced; the default corpus is the calibrated one in
+:mod:`bridging.data.synthetic` (see docs/synthetic.md).
 
 Design (all draws from one ``numpy.random.Generator(seed)``):
 
@@ -112,7 +115,7 @@ def _emotions(rng, speakers, mood, persistence, coupling) -> np.ndarray:
     return labels
 
 
-def synthesize(
+def synthesize_legacy(
     n_dialogues: int = IEMOCAP_DIALOGUES,
     min_len: int = 8,
     max_len: int = 110,
@@ -247,4 +250,4 @@ def synthesize(
     return convert_label_set(corpus, label_set)
 
 
-__all__ = ["synthesize", "DEFAULT_INFORMATIVENESS", "DEFAULT_FEATURE_SIZES", "IEMOCAP_6_COUNTS"]
+__all__ = ["synthesize_legacy", "DEFAULT_INFORMATIVENESS", "IEMOCAP_6_COUNTS"]

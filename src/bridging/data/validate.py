@@ -182,6 +182,7 @@ def convert_label_set(corpus: Corpus, label_set: str) -> Corpus:
                             if d.sentences is None
                             else [s for s, k in zip(d.sentences, keep) if k]
                         ),
+                        latent=None if d.latent is None else d.latent[keep],
                     )
                 )
             splits[split] = kept

@@ -1,0 +1,547 @@
+"""The built-in default data: a seeded synthetic corpus calibrated to IEMOCAP's statistics.
+
+``synthesize(preset=...)`` makes an IEMOCAP-shaped :class:`~bridging.data.records.Corpus`:
+151 dialogues in 5 sessions (sessions 1-4 train, the last 31 dialogues session 5 = test),
+two actors per session (10 in all, the test session's actors never seen in training), feature
+sizes a 100, t 768, v 512. Presets:
+
+``iemocap`` (the default)
+    the calibrated corpus described below;
+``independent``
+    the negative control: the same corpus but with no shared affect (``redundancy=0``):
+    given the latent category, the modalities are independent of each other and of the
+    annotators' perception;
+``legacy``
+    the first generator (:mod:`bridging.data.synthetic_legacy`), kept to reproduce old figures.
+
+The generative model of ``iemocap`` (every draw from one ``numpy.random.Generator(seed)``;
+the parameters are :class:`CorpusParams`, each fitted to a fact about the real corpus that has
+nothing to do with distillation or masking; the table of facts against the values measured on
+the generated corpus is docs/synthetic.md, made by ``bridging-data calibrate``):
+
+1. **Turns and latent emotions.** Two speakers alternate irregularly (the next turn is the
+   other speaker's with probability ``switch_prob``). Each utterance has a *latent* emotion
+   (one of the 6 IEMOCAP classes) from a per-speaker chain: keep one's own last emotion with
+   probability ``persistence``, else take the other speaker's with probability ``coupling``,
+   else draw from the dialogue's mood ``pi ~ Dirichlet(mood_concentration * 6 * prior)``.
+2. **Shared affect.** The utterance expresses a continuous affect ``z = AFFECT[c] + dev``
+   (valence, arousal) around its category's point: ``dev ~ spread[c] * N(0, I_2)`` when the
+   speaker's latent emotion changes, and within a run of the same emotion an AR(1) process
+   (coefficient ``expression_memory``): a speaker who sounds more frustrated than angry
+   keeps sounding so, and the annotators hear it.
+3. **Annotators.** 3 (or, with probability ``p_four_annotators``, 4) simulated annotators
+   each perceive a class ``k`` with probability ``(1 - e[c]) * softmax_k(identity[c] *
+   [k = c] - |z - AFFECT[k]|^2 / (2 tau^2)) + e[c] / 6`` (``e = uniform_confusion``): their
+   confusions fall mostly on the classes whose affect is close (hap/exc, neu/sad/fru,
+   ang/fru). They label a dialogue in order, and while a speaker's latent emotion stays the
+   same each repeats their own previous label with probability ``annotator_memory``
+   (IEMOCAP's evaluators watched whole dialogues). The stored label is the majority vote
+   (a class with at least 2 votes and more than any other); utterances without a majority
+   are dropped from the dialogue, as IEMOCAP's feature files do. The latent emotion is kept
+   (``Dialogue.latent``, synthetic only) so reports can show the annotation ceiling.
+4. **Modalities read the affect.** Modality ``m`` reads the category and an affect
+   ``z_m = AFFECT[c] + sqrt(redundancy) * (z - AFFECT[c]) + sqrt(1 - redundancy) * spread[c] *
+   N(0, I_2)``: with ``redundancy`` 1 every modality (and the annotators) see the same
+   expression, with 0 only the category is shared.
+
+   - text (768-d): valence and category, linear, no speaker effect: the strongest modality;
+   - audio (100-d): arousal-dominated, *nonlinear* (a random one-hidden-layer tanh map),
+     *speaker-dependent* (each actor has a feature baseline, an arousal gain and a resting
+     arousal) and *heteroscedastic* (noise grows with arousal);
+   - video (512-d): valence and arousal, linear, with per-actor baselines: the weakest.
+
+   Each has unit-variance noise and a non-zero mean (``feature_mean``), so a zeroed modality
+   lies off the data manifold, as in the real files. ``strength[m]`` scales the signal.
+
+Label sets: the chain runs on 6 classes; ``iemocap_4`` drops exc and fru utterances exactly
+like the real 4-way protocol, so lengths and totals refer to the 6-way dialogues (a 4-way
+dialogue that would be empty is redrawn from a side stream).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+
+import numpy as np
+
+from bridging.data.records import LABEL_SETS, MODALITY_ORDER, SPEAKER_NAMES, Corpus, Dialogue
+from bridging.data.synthetic_legacy import AFFECT, IEMOCAP_6_COUNTS, _lengths, _turns
+from bridging.data.validate import convert_label_set
+
+DEFAULT_FEATURE_SIZES = {"a": 100, "t": 768, "v": 512}
+IEMOCAP_DIALOGUES, IEMOCAP_TEST_DIALOGUES, IEMOCAP_SESSIONS = 151, 31, 5
+N_CLASSES = 6
+PRESETS = ("iemocap", "independent", "legacy")
+#: Hidden width of the audio modality's random nonlinear map.
+AUDIO_HIDDEN = 16
+
+
+@dataclass(frozen=True)
+class CorpusParams:
+    """The knobs of the calibrated generator (see the module docstring and docs/synthetic.md).
+
+    Values are those fitted by ``bridging-data calibrate --fit`` (seed 0) to the facts listed
+    in docs/synthetic.md; ``independent`` differs only in ``redundancy``.
+    """
+
+    #: probability that the next turn is the other speaker's
+    switch_prob: float = 0.8
+    #: context: keep one's own last latent emotion / take the other speaker's / mood draw
+    persistence: float = 0.9642
+    coupling: float = 0.5
+    mood_concentration: float = 5.0
+    #: latent class prior (6-way, hap sad neu ang exc fru), fitted so that the stored
+    #: (majority-vote) labels have IEMOCAP's class frequencies
+    prior: tuple = (0.0776, 0.1077, 0.3015, 0.0994, 0.1317, 0.2822)
+    #: per-class spread of the expressed affect around the category's point
+    spread: tuple = (0.4, 0.4, 0.4, 0.4, 0.4, 0.4)
+    #: how clearly each category (6-way) shows to annotators beyond its affect, and the
+    #: annotators' perception width in affect space
+    identity: tuple = (1.6253, 1.6253, 1.6253, 1.6253, 1.6253, 1.6253)
+    tau: float = 0.5
+    #: per class (6-way): share of an annotator's perception spread evenly over the classes
+    uniform_confusion: tuple = (0.5257, 0.2764, 0.5353, 0.104, 0.4007, 0.4007)
+    p_four_annotators: float = 0.1
+    #: within a speaker's run of one latent emotion, how much of the expressed affect carries
+    #: over from the speaker's previous utterance (AR(1) coefficient; 0: independent)
+    expression_memory: float = 0.9
+    #: annotators label a dialogue in order: while a speaker's latent emotion stays the same,
+    #: each repeats their own previous label for that speaker with this probability
+    annotator_memory: float = 0.7704
+    #: how much of the expressed affect every modality shares (1: all, 0: none)
+    redundancy: float = 0.8
+    #: signal scale per modality (noise is unit variance per dimension)
+    strength: dict = field(default_factory=lambda: {"a": 0.92, "t": 5.5, "v": 1.19})
+    #: audio: per-actor feature baseline sd, arousal gain sd (log scale), resting arousal sd,
+    #: and noise growth with arousal (sd = 1 + hetero * (arousal + 1) / 2)
+    audio_speaker_sd: float = 0.8
+    audio_gain_sd: float = 0.3
+    audio_rest_sd: float = 0.3
+    audio_hetero: float = 0.6
+    #: video: per-actor feature baseline sd
+    video_speaker_sd: float = 0.6
+    #: scale of each modality's (non-zero) feature mean
+    feature_mean: float = 1.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_overrides(self, **kw) -> CorpusParams:
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(kw) - known)
+        if unknown:
+            raise ValueError(f"unknown synthetic parameters {unknown}; known: {sorted(known)}")
+        if "strength" in kw:
+            kw["strength"] = {**self.strength, **dict(kw["strength"])}
+        for k in ("prior", "spread", "identity", "uniform_confusion"):
+            if k in kw:
+                kw[k] = tuple(float(x) for x in kw[k])
+                if len(kw[k]) != N_CLASSES:
+                    raise ValueError(f"synthetic parameter {k} needs {N_CLASSES} values")
+        return replace(self, **kw)
+
+
+def preset_params(preset: str = "iemocap") -> CorpusParams:
+    """The parameters of a calibrated preset (``iemocap`` or ``independent``)."""
+    if preset == "iemocap":
+        return CorpusParams()
+    if preset == "independent":
+        return CorpusParams(redundancy=0.0)
+    raise ValueError(f"unknown synthetic preset {preset!r}: expected one of {PRESETS}")
+
+
+# ---------------------------------------------------------------------------------------------
+# labels: turns, latent chain, annotators
+# ---------------------------------------------------------------------------------------------
+
+
+def _latent_chain(rng, speakers, mood, persistence, coupling) -> np.ndarray:
+    n = len(speakers)
+    out = np.empty(n, dtype=np.int64)
+    fresh = rng.choice(len(mood), size=n, p=mood)
+    u = rng.random((n, 2))
+    last = [-1, -1]
+    for i in range(n):
+        s = speakers[i]
+        own, other = last[s], last[1 - s]
+        if own >= 0 and u[i, 0] < persistence:
+            y = own
+        elif other >= 0 and u[i, 1] < coupling:
+            y = other
+        else:
+            y = fresh[i]
+        out[i] = y
+        last[s] = y
+    return out
+
+
+def _expression(rng, speakers, latent, spread, memory) -> np.ndarray:
+    """Deviation of the expressed affect from the category's point, ``[n, 2]``: fresh when a
+    speaker's latent emotion changes, AR(1) with coefficient ``memory`` within a run."""
+    n = len(latent)
+    fresh = spread[latent, None] * rng.standard_normal((n, 2))
+    if not memory:
+        return fresh
+    dev = fresh.copy()
+    last = [-1, -1]
+    keep = np.sqrt(1.0 - memory**2)
+    for i in range(n):
+        s = speakers[i]
+        j = last[s]
+        if j >= 0 and latent[j] == latent[i]:
+            dev[i] = memory * dev[j] + keep * fresh[i]
+        last[s] = i
+    return dev
+
+
+def perception(z: np.ndarray, latent: np.ndarray, params: CorpusParams) -> np.ndarray:
+    """Each annotator's class probabilities ``[n, 6]`` for expressed affects ``z [n, 2]``:
+    ``(1 - uniform_confusion) * softmax(identity[c] * [k = c] - |z - AFFECT[k]|^2 / (2 tau^2))
+    + uniform_confusion[c] / 6``."""
+    d2 = ((z[:, None, :] - AFFECT[None, :, :]) ** 2).sum(-1)
+    score = -d2 / (2.0 * params.tau**2)
+    score[np.arange(len(latent)), latent] += np.asarray(params.identity)[latent]
+    score -= score.max(1, keepdims=True)
+    p = np.exp(score)
+    p /= p.sum(1, keepdims=True)
+    eps = np.asarray(params.uniform_confusion, dtype=np.float64)[latent, None]
+    return (1.0 - eps) * p + eps / N_CLASSES
+
+
+def annotate(rng, probs: np.ndarray, p_four: float, speakers=None, latent=None, memory=0.0):
+    """Votes of 3 or 4 annotators per utterance -> (stored label or -1, unanimous, n votes).
+
+    Each annotator draws a class from ``probs``; with ``memory`` > 0 (``speakers`` and
+    ``latent`` given) annotators label the dialogue in order: while a speaker's latent
+    emotion stays the same, an annotator repeats their own previous vote for that speaker
+    with probability ``memory``. The stored label is the class with at least 2 votes and
+    strictly more than any other."""
+    n = probs.shape[0]
+    n_ann = np.where(rng.random(n) < p_four, 4, 3)
+    cum = np.cumsum(probs, axis=1)
+    u = rng.random((n, 4))
+    votes = (u[:, :, None] > cum[:, None, :]).sum(-1).clip(max=N_CLASSES - 1)  # [n, 4]
+    if memory:
+        stick = rng.random((n, 4)) < memory
+        last = [-1, -1]
+        for i in range(n):
+            s = speakers[i]
+            j = last[s]
+            if j >= 0 and latent[j] == latent[i]:
+                votes[i] = np.where(stick[i], votes[j], votes[i])
+            last[s] = i
+    label, unanimous = majority_vote(votes, n_ann)
+    return label, unanimous, n_ann
+
+
+def majority_vote(votes: np.ndarray, n_ann: np.ndarray):
+    """Votes ``[n, 4]`` of which the first ``n_ann[i]`` count -> (label or -1, unanimous).
+
+    The label is the class with at least 2 votes and strictly more than any other class."""
+    n = votes.shape[0]
+    counts = np.zeros((n, N_CLASSES), dtype=np.int64)
+    for j in range(votes.shape[1]):
+        active = n_ann > j
+        np.add.at(counts, (np.flatnonzero(active), votes[active, j]), 1)
+    top = counts.max(1)
+    winner = counts.argmax(1)
+    unique_top = (counts == top[:, None]).sum(1) == 1
+    label = np.where((top >= 2) & unique_top, winner, -1)
+    return label, top == n_ann
+
+
+@dataclass
+class DialogueDraw:
+    """The annotated utterances of one dialogue (kept ones) and its raw counts."""
+
+    speakers: np.ndarray
+    latent: np.ndarray
+    deviation: np.ndarray  # [n, 2]: expressed affect minus the category's point
+    labels: np.ndarray
+    unanimous: np.ndarray
+    n_raw: int  # utterances produced, with and without a majority
+
+
+def _draw_dialogue(rng, n_keep: int, params: CorpusParams, prior: np.ndarray) -> DialogueDraw:
+    """Produce raw utterances until ``n_keep`` of them have a majority label."""
+    spread = np.asarray(params.spread)
+    n_raw = int(np.ceil(n_keep / 0.6)) + 8
+    mood = rng.dirichlet(params.mood_concentration * N_CLASSES * prior)
+    while True:
+        speakers = _turns(rng, n_raw, params.switch_prob)
+        latent = _latent_chain(rng, speakers, mood, params.persistence, params.coupling)
+        dev = _expression(rng, speakers, latent, spread, params.expression_memory)
+        probs = perception(AFFECT[latent] + dev, latent, params)
+        labels, unanimous, _ = annotate(
+            rng, probs, params.p_four_annotators, speakers, latent, params.annotator_memory
+        )
+        kept = np.flatnonzero(labels >= 0)
+        if len(kept) >= n_keep:
+            break
+        n_raw *= 2
+    kept = kept[:n_keep]
+    return DialogueDraw(
+        speakers=speakers[kept].astype(np.int64),
+        latent=latent[kept],
+        deviation=dev[kept],
+        labels=labels[kept].astype(np.int64),
+        unanimous=unanimous[kept],
+        n_raw=int(kept[-1]) + 1,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# features
+# ---------------------------------------------------------------------------------------------
+
+
+def _embedding(rng, dim: int, k: int) -> np.ndarray:
+    """A random ``[dim, k]`` map with orthonormal columns (or scaled Gaussian if dim < k)."""
+    if dim >= k:
+        q, _ = np.linalg.qr(rng.standard_normal((dim, k)))
+        return q
+    return rng.standard_normal((dim, k)) / np.sqrt(k)
+
+
+def _modality_affect(rng, m, latent, deviation, params) -> np.ndarray:
+    """The (valence, arousal) modality ``m`` reads: shared with weight ``redundancy``."""
+    rho = float(params.redundancy)
+    spread = np.asarray(params.spread)[latent, None]
+    own = spread * rng.standard_normal(deviation.shape)
+    return AFFECT[latent] + np.sqrt(rho) * deviation + np.sqrt(1.0 - rho) * own
+
+
+def _text(rng, dim, latent, affect, params) -> np.ndarray:
+    onehot = np.eye(N_CLASSES)[latent]
+    code = np.concatenate([1.0 * affect[:, :1], 0.4 * affect[:, 1:], 1.0 * onehot], axis=1)
+    signal = params.strength["t"] * code @ _embedding(rng, dim, code.shape[1]).T
+    return signal + rng.standard_normal((len(latent), dim))
+
+
+def _video(rng, dim, latent, affect, actor, n_actors, params) -> np.ndarray:
+    onehot = np.eye(N_CLASSES)[latent]
+    code = np.concatenate([0.8 * affect[:, :1], 0.6 * affect[:, 1:], 0.3 * onehot], axis=1)
+    signal = params.strength["v"] * code @ _embedding(rng, dim, code.shape[1]).T
+    baseline = params.video_speaker_sd * rng.standard_normal((n_actors, dim))
+    return signal + baseline[actor] + rng.standard_normal((len(latent), dim))
+
+
+def _audio(rng, dim, latent, affect, actor, n_actors, params) -> np.ndarray:
+    gain = np.exp(params.audio_gain_sd * rng.standard_normal(n_actors))
+    rest = params.audio_rest_sd * rng.standard_normal(n_actors)
+    arousal = gain[actor] * affect[:, 1] + rest[actor]
+    onehot = np.eye(N_CLASSES)[latent]
+    code = np.concatenate([2.0 * arousal[:, None], 0.5 * affect[:, :1], 0.5 * onehot], axis=1)
+    w1 = rng.standard_normal((code.shape[1], AUDIO_HIDDEN)) / np.sqrt(code.shape[1])
+    b1 = 0.5 * rng.standard_normal(AUDIO_HIDDEN)
+    hidden = np.tanh(code @ w1 + b1)
+    signal = params.strength["a"] * np.sqrt(AUDIO_HIDDEN / 4.0) * hidden
+    signal = signal @ _embedding(rng, dim, AUDIO_HIDDEN).T
+    baseline = params.audio_speaker_sd * rng.standard_normal((n_actors, dim))
+    sd = 1.0 + params.audio_hetero * (np.clip(affect[:, 1], -1.5, 1.5) + 1.0) / 2.0
+    return signal + baseline[actor] + sd[:, None] * rng.standard_normal((len(latent), dim))
+
+
+FEATURE_MAKERS = {"a": _audio, "t": _text, "v": _video}
+
+
+def _features(rng, sizes, latent, deviation, actor, n_actors, params) -> dict[str, np.ndarray]:
+    out = {}
+    for m in MODALITY_ORDER:
+        if m not in sizes:
+            continue
+        dim = int(sizes[m])
+        affect = _modality_affect(rng, m, latent, deviation, params)
+        if m == "t":
+            x = _text(rng, dim, latent, affect, params)
+        else:
+            x = FEATURE_MAKERS[m](rng, dim, latent, affect, actor, n_actors, params)
+        x += params.feature_mean * rng.standard_normal(dim)  # the modality's non-zero mean
+        out[m] = x.astype(np.float32)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the corpus
+# ---------------------------------------------------------------------------------------------
+
+
+def _sessions(n_dialogues: int, n_train: int) -> np.ndarray:
+    """Session (1-5) of each dialogue: the test dialogues are session 5, the training ones
+    spread evenly over sessions 1-4."""
+    k = np.arange(n_dialogues)
+    return np.where(k >= n_train, 5, 1 + (4 * k) // max(n_train, 1))
+
+
+def _check(label_set, sizes, n_dialogues, n_test) -> None:
+    if label_set not in LABEL_SETS:
+        raise ValueError(f"unknown label set {label_set!r}: expected one of {sorted(LABEL_SETS)}")
+    unknown = [m for m in sizes if m not in MODALITY_ORDER]
+    if unknown or not sizes:
+        raise ValueError(f"feature_sizes must name some of {MODALITY_ORDER}, got {list(sizes)}")
+    if not (1 <= n_test < n_dialogues):
+        raise ValueError(f"need 1 <= n_test_dialogues ({n_test}) < n_dialogues ({n_dialogues})")
+
+
+@dataclass
+class Annotations:
+    """Raw annotation counts of a generated corpus (for calibration): per kept utterance,
+    whether its annotators were unanimous; per dialogue, how many utterances were produced."""
+
+    unanimous: dict[str, list[np.ndarray]]
+    n_raw: dict[str, list[int]]
+
+
+def generate(
+    n_dialogues: int = IEMOCAP_DIALOGUES,
+    min_len: int = 8,
+    max_len: int = 110,
+    mean_len: float = 49.2,
+    feature_sizes: dict[str, int] | None = None,
+    label_set: str = "iemocap_6",
+    seed: int = 0,
+    n_test_dialogues: int | None = None,
+    dev_fraction: float = 0.1,
+    total_utterances: int | None = None,
+    sentences: bool = True,
+    params: CorpusParams | None = None,
+    preset: str = "iemocap",
+) -> tuple[Corpus, Annotations]:
+    """The calibrated corpus and its raw annotation counts (see :func:`synthesize`)."""
+    params = params or preset_params(preset)
+    sizes = dict(DEFAULT_FEATURE_SIZES if feature_sizes is None else feature_sizes)
+    if n_test_dialogues is None:
+        n_test_dialogues = max(1, round(n_dialogues * IEMOCAP_TEST_DIALOGUES / IEMOCAP_DIALOGUES))
+    _check(label_set, sizes, n_dialogues, n_test_dialogues)
+    rng = np.random.default_rng(seed)
+    prior = np.asarray(params.prior, dtype=np.float64)
+    prior = prior / prior.sum()
+    lengths = _lengths(rng, n_dialogues, min_len, max_len, mean_len, total_utterances)
+    keep4 = np.arange(N_CLASSES) < len(LABEL_SETS["iemocap_4"])
+    draws = []
+    for k, n in enumerate(lengths):
+        draw, attempt = rng, 0
+        while True:
+            d = _draw_dialogue(draw, int(n), params, prior)
+            # a 4-way corpus must not lose whole dialogues: redraw those without a 4-way
+            # label from a side stream (every other dialogue equals the 6-way corpus's)
+            if label_set == "iemocap_6" or keep4[d.labels].any():
+                break
+            attempt += 1
+            draw = np.random.default_rng([seed, k, attempt])
+        draws.append(d)
+
+    n_train = n_dialogues - n_test_dialogues
+    session = _sessions(n_dialogues, n_train)
+    dialogue_of = np.repeat(np.arange(n_dialogues), lengths)
+    speakers = np.concatenate([d.speakers for d in draws])
+    actor = 2 * (session[dialogue_of] - 1) + speakers  # 10 actors: (M, F) per session
+    latent = np.concatenate([d.latent for d in draws])
+    deviation = np.concatenate([d.deviation for d in draws])
+    n_actors = 2 * IEMOCAP_SESSIONS
+    features = _features(rng, sizes, latent, deviation, actor, n_actors, params)
+
+    n_dev = int(dev_fraction * n_train)
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    dialogues = []
+    for k, d in enumerate(draws):
+        lo, hi = int(bounds[k]), int(bounds[k + 1])
+        vid = f"Ses0{session[k]}_synth{k:03d}"
+        dialogues.append(
+            Dialogue(
+                id=vid,
+                speakers=d.speakers,
+                labels=d.labels,
+                features={m: x[lo:hi] for m, x in features.items()},
+                sentences=(
+                    [f"{vid} turn {i} ({SPEAKER_NAMES[s]})" for i, s in enumerate(d.speakers)]
+                    if sentences
+                    else None
+                ),
+                latent=d.latent,
+            )
+        )
+    split_of = {
+        "train": slice(n_dev, n_train),
+        "dev": slice(0, n_dev),
+        "test": slice(n_train, None),
+    }
+    corpus = Corpus(
+        splits={s: dialogues[sl] for s, sl in split_of.items()},
+        label_names=LABEL_SETS["iemocap_6"],
+        label_set="iemocap_6",
+        source_format="synthetic",
+        path=None,
+        extractors={m: {"name": "synthetic", "preset": preset, "seed": seed} for m in features},
+    )
+    annotations = Annotations(
+        unanimous={s: [d.unanimous for d in draws[sl]] for s, sl in split_of.items()},
+        n_raw={s: [d.n_raw for d in draws[sl]] for s, sl in split_of.items()},
+    )
+    if label_set != "iemocap_6":
+        keep = {
+            s: [np.isin(d.labels, np.flatnonzero(keep4)) for d in draws[sl]]
+            for s, sl in split_of.items()
+        }
+        annotations.unanimous = {
+            s: [u[k] for u, k in zip(annotations.unanimous[s], keep[s]) if k.any()]
+            for s in split_of
+        }
+    return convert_label_set(corpus, label_set), annotations
+
+
+def synthesize(
+    n_dialogues: int = IEMOCAP_DIALOGUES,
+    min_len: int = 8,
+    max_len: int = 110,
+    mean_len: float = 49.2,
+    feature_sizes: dict[str, int] | None = None,
+    label_set: str = "iemocap_6",
+    seed: int = 0,
+    n_test_dialogues: int | None = None,
+    dev_fraction: float = 0.1,
+    total_utterances: int | None = None,
+    sentences: bool = True,
+    preset: str = "iemocap",
+    **overrides,
+) -> Corpus:
+    """Generate a seeded synthetic IEMOCAP-like corpus (see the module docstring).
+
+    ``feature_sizes``: modality -> size (default a 100, t 768, v 512; any subset of a, t, v).
+    ``n_test_dialogues``: default 31 of 151, scaled to ``n_dialogues`` (at least 1).
+    ``total_utterances``: if given, the 6-way lengths add up to exactly this.
+    ``preset``: ``iemocap`` (default), ``independent`` (no shared affect) or ``legacy``.
+    ``overrides``: :class:`CorpusParams` fields for the calibrated presets (e.g.
+    ``redundancy=0.5``); the legacy generator's own keywords for ``legacy``.
+    """
+    common = dict(
+        n_dialogues=n_dialogues,
+        min_len=min_len,
+        max_len=max_len,
+        mean_len=mean_len,
+        feature_sizes=feature_sizes,
+        label_set=label_set,
+        seed=seed,
+        n_test_dialogues=n_test_dialogues,
+        dev_fraction=dev_fraction,
+        total_utterances=total_utterances,
+        sentences=sentences,
+    )
+    if preset == "legacy":
+        from bridging.data.synthetic_legacy import synthesize_legacy
+
+        return synthesize_legacy(**common, **overrides)
+    params = preset_params(preset).with_overrides(**overrides)
+    corpus, _ = generate(**common, params=params, preset=preset)
+    return corpus
+
+
+__all__ = [
+    "synthesize",
+    "generate",
+    "CorpusParams",
+    "preset_params",
+    "PRESETS",
+    "DEFAULT_FEATURE_SIZES",
+    "IEMOCAP_6_COUNTS",
+]

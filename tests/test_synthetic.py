@@ -1,0 +1,172 @@
+"""The calibrated synthetic corpus: its generative rules, and its statistics against the
+IEMOCAP facts it is calibrated to (docs/synthetic.md), within the stated bands."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bridging.cli.data import main as data_main
+from bridging.data import calibration as cal
+from bridging.data.records import LABEL_SETS
+from bridging.data.synthetic import (
+    CorpusParams,
+    _modality_affect,
+    majority_vote,
+    preset_params,
+    synthesize,
+)
+from bridging.data.synthetic_legacy import synthesize_legacy
+from bridging.data.validate import validate_corpus
+
+SMALL = {"a": 6, "t": 10, "v": 8}
+
+
+def test_majority_vote_matches_a_slow_reference():
+    rng = np.random.default_rng(0)
+    votes = rng.integers(0, 6, size=(4000, 4))
+    n_ann = np.where(rng.random(4000) < 0.5, 4, 3)
+    label, unanimous = majority_vote(votes, n_ann)
+    for i in range(len(votes)):
+        v = list(votes[i, : n_ann[i]])
+        counts = {c: v.count(c) for c in set(v)}
+        top = max(counts.values())
+        winners = [c for c, k in counts.items() if k == top]
+        expected = winners[0] if top >= 2 and len(winners) == 1 else -1
+        assert label[i] == expected
+        assert unanimous[i] == (len(counts) == 1)
+    # a 2-2 tie of four annotators has no majority; 2-1-1 has one
+    lab, _ = majority_vote(np.array([[1, 1, 2, 2], [1, 1, 2, 3]]), np.array([4, 4]))
+    assert lab.tolist() == [-1, 1]
+
+
+def test_corpus_is_iemocap_shaped_with_latent_and_unseen_test_actors():
+    c = synthesize(label_set="iemocap_4")
+    assert [len(c.splits[s]) for s in ("train", "dev", "test")] == [108, 12, 31]
+    assert c.label_names == LABEL_SETS["iemocap_4"]
+    validate_corpus(c, ["a", "t", "v"])
+    for dialogues in c.splits.values():
+        for d in dialogues:
+            assert d.latent is not None and d.latent.shape == d.labels.shape
+            assert d.latent.min() >= 0 and d.latent.max() < 6
+    # test = session 5 only: its two actors never appear in training
+    assert all(d.id.startswith("Ses05") for d in c.splits["test"])
+    assert not any(d.id.startswith("Ses05") for s in ("train", "dev") for d in c.splits[s])
+    n4 = sum(len(d) for s in c.splits.values() for d in s)
+    assert 3800 < n4 < 5600  # IEMOCAP 4-way: 4,490 (metadata) / 4,543 (feature files)
+    # the latent agrees with the stored label often, but not always (annotation noise)
+    gold = np.concatenate([d.labels for d in c.splits["test"]])
+    latent = np.concatenate([d.latent for d in c.splits["test"]])
+    assert 0.5 < float((gold == latent).mean()) < 0.95
+    ceiling = cal.annotation_ceiling(c)
+    assert ceiling is not None and 0.5 < ceiling["wf1"] < 0.98
+
+
+def test_four_way_is_six_way_minus_exc_fru_with_latent_kept_aligned():
+    c6 = synthesize(n_dialogues=30, label_set="iemocap_6", feature_sizes=SMALL, seed=4)
+    c4 = synthesize(n_dialogues=30, label_set="iemocap_4", feature_sizes=SMALL, seed=4)
+    for split in ("train", "test"):
+        for d6, d4 in zip(c6.splits[split], c4.splits[split]):
+            if d6.id != d4.id:
+                continue  # redrawn (no 4-way label): compared elsewhere
+            keep = d6.labels < 4
+            np.testing.assert_array_equal(d6.labels[keep], d4.labels)
+            np.testing.assert_array_equal(d6.latent[keep], d4.latent)
+            np.testing.assert_array_equal(d6.features["a"][keep], d4.features["a"])
+
+
+def test_seeded_and_legacy_preset_reachable():
+    a = synthesize(n_dialogues=12, feature_sizes=SMALL, seed=3)
+    b = synthesize(n_dialogues=12, feature_sizes=SMALL, seed=3)
+    np.testing.assert_array_equal(
+        a.splits["train"][0].features["t"], b.splits["train"][0].features["t"]
+    )
+    old = synthesize(n_dialogues=12, feature_sizes=SMALL, seed=3, preset="legacy")
+    ref = synthesize_legacy(n_dialogues=12, feature_sizes=SMALL, seed=3)
+    np.testing.assert_array_equal(
+        old.splits["test"][0].features["v"], ref.splits["test"][0].features["v"]
+    )
+    assert old.splits["test"][0].latent is None
+    with pytest.raises(ValueError, match="unknown synthetic parameters"):
+        synthesize(n_dialogues=12, feature_sizes=SMALL, bogus=1)
+    with pytest.raises(ValueError, match="unknown synthetic preset"):
+        synthesize(n_dialogues=12, feature_sizes=SMALL, preset="nope")
+
+
+def test_redundancy_knob_sets_the_shared_part_of_the_affect():
+    rng = np.random.default_rng(0)
+    latent = rng.integers(0, 6, 20000)
+    deviation = 0.4 * rng.standard_normal((20000, 2))
+    for rho in (0.0, 0.5, 1.0):
+        params = CorpusParams(spread=(0.4,) * 6, redundancy=rho)
+        za = _modality_affect(rng, "a", latent, deviation, params)
+        zt = _modality_affect(rng, "t", latent, deviation, params)
+        from bridging.data.synthetic_legacy import AFFECT
+
+        da, dt = za - AFFECT[latent], zt - AFFECT[latent]
+        corr = np.corrcoef(da[:, 1], dt[:, 1])[0, 1]
+        assert abs(corr - rho) < 0.03
+    assert preset_params("independent").redundancy == 0.0
+    assert preset_params("iemocap").redundancy > 0
+
+
+def test_features_off_the_zero_vector_and_audio_speaker_dependent():
+    c = synthesize(label_set="iemocap_4", seed=1)
+    train = c.splits["train"]
+    for m in ("a", "t", "v"):
+        x = np.concatenate([d.features[m] for d in train])
+        # a zeroed modality is far from the data: the mean is not near zero
+        assert np.abs(x.mean(0)).mean() > 0.4
+    # per-actor audio baselines: the mean audio vector differs between the speakers of a
+    # session far beyond what noise explains
+    d = train[0]
+    xa = np.concatenate([dd.features["a"] for dd in train if dd.id.startswith(d.id[:5])])
+    spk = np.concatenate([dd.speakers for dd in train if dd.id.startswith(d.id[:5])])
+    gap = np.linalg.norm(xa[spk == 0].mean(0) - xa[spk == 1].mean(0))
+    noise = np.sqrt(xa.shape[1] * (1 / (spk == 0).sum() + 1 / (spk == 1).sum())) * 1.5
+    assert gap > 2 * noise
+
+
+def test_heteroscedastic_audio_noise_grows_with_arousal():
+    from bridging.data.synthetic import _audio
+
+    rng = np.random.default_rng(0)
+    n = 6000
+    latent = np.full(n, 1)
+    params = CorpusParams()
+    low = np.tile([[-0.9, -1.0]], (n, 1))
+    high = np.tile([[-0.9, 1.0]], (n, 1))
+    actor = np.zeros(n, dtype=np.int64)
+    xl = _audio(np.random.default_rng(1), 40, latent, low, actor, 1, params)
+    xh = _audio(np.random.default_rng(1), 40, latent, high, actor, 1, params)
+    assert xh.std(0).mean() > 1.2 * xl.std(0).mean()
+    del rng
+
+
+def test_calibration_statistics_within_the_stated_bands():
+    facts = cal.calibration_facts(preset_params("iemocap"), probe=False)
+    checked = [f for f in facts if f.ok is not None]
+    assert len(checked) >= 14
+    outside = [(f.name, f.real, round(f.measured, 3)) for f in checked if not f.ok]
+    assert not outside, outside
+    names = {f.name for f in facts}
+    assert "annotation ceiling: latent vs stored, test wF1 %" in names
+
+
+def test_probe_learns_text_better_than_chance_and_is_seeded():
+    c = synthesize(n_dialogues=40, label_set="iemocap_4", seed=2)
+    r1 = cal.probe_fit(c, ["t"], seed=0, steps=60)
+    r2 = cal.probe_fit(c, ["t"], seed=0, steps=60)
+    assert r1 == r2
+    assert r1["test_wf1"] > 0.45  # chance (majority class) is about 0.2 wF1
+
+
+def test_calibrate_cli_prints_the_table(capsys, tmp_path):
+    out = tmp_path / "synthetic.md"
+    assert data_main(["calibrate", "--no-probe", "--json", "--markdown", str(out)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    by = {r["statistic"]: r for r in rows}
+    assert by["no majority label (all utterances)"]["real"] == 0.25
+    assert by["unanimous, ang"]["within"] is True
+    text = out.read_text()
+    assert "| statistic | real | generated |" in text and "bridging-data calibrate" in text
