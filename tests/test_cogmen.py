@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from bridging.data.records import IGNORE_INDEX
 from bridging.models.cogmen import COGMEN, ModelOutput
-from bridging.models.seqcontext import SeqContext, transformer_heads
+from bridging.models.seqcontext import AttentionPlan, SeqContext, length_groups, transformer_heads
 
 
 def make_batch(lengths, d, n_speakers=2, seed=0):
@@ -95,6 +95,175 @@ def test_packed_encoder_equals_torch_encoder_with_padding_mask(mode):
     if mode == "train":
         got.sum().backward()
         assert all(p.grad is not None for p in seq.parameters())
+
+
+def _plain_packed_encoder(seq, x, mask):
+    """The mask-mode encoder before attention was split into length groups (verbatim): the
+    attention over the whole padded batch, one F.scaled_dot_product_attention call."""
+    b, t, d = x.shape
+    flat_index = mask.reshape(-1).nonzero().squeeze(1)
+    key_mask = mask[:, None, None, :]
+    h = x.reshape(b * t, d).index_select(0, flat_index)
+    for layer in seq.transformer_encoder.layers:
+        attn = layer.self_attn
+        heads = attn.num_heads
+        qkv = F.linear(h, attn.in_proj_weight, attn.in_proj_bias)
+        padded = qkv.new_zeros(b * t, 3 * d).index_copy(0, flat_index, qkv)
+        q, k, v = padded.view(b, t, 3, heads, d // heads).permute(2, 0, 3, 1, 4).unbind(0)
+        o = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=key_mask, dropout_p=attn.dropout if seq.training else 0.0
+        )
+        o = o.transpose(1, 2).reshape(b * t, d).index_select(0, flat_index)
+        o = F.linear(o, attn.out_proj.weight, attn.out_proj.bias)
+        h = layer.norm1(h + layer.dropout1(o))
+        ff = layer.linear2(layer.dropout(layer.activation(layer.linear1(h))))
+        h = layer.norm2(h + layer.dropout2(ff))
+    return seq.transformer_out(h)
+
+
+def _assert_close_to_scale(got, want, tol=1e-5):
+    """Equal to ``tol`` relative to the tensor's scale (its largest magnitude, at least 1):
+    float32 sums over hundreds of utterances round differently in another order."""
+    scale = max(1.0, float(want.abs().max()))
+    assert float((got - want).abs().max()) <= tol * scale, (
+        f"max difference {float((got - want).abs().max()):.3g} at scale {scale:.3g}"
+    )
+
+
+def _outputs_and_grads(fn, seq, x, weights, seed):
+    """fn() at a fixed seed; its outputs, and the gradients of a random projection of them
+    with respect to every parameter and the input."""
+    torch.manual_seed(seed)
+    out = fn()
+    params = [p for p in seq.parameters()]
+    grads = torch.autograd.grad((out * weights).sum(), [*params, x], allow_unused=True)
+    return out, grads
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("train", [True, False])
+def test_grouped_attention_equals_the_plain_computation(seed, train, monkeypatch):
+    """Mask mode (attention per group of similar length) == the plain padded computation:
+    outputs and gradients to 1e-5, in train mode with dropout too (same seed, same masks)."""
+    import bridging.models.seqcontext as seqcontext
+
+    monkeypatch.setattr(seqcontext, "GROUP_OVERHEAD", 300)  # small sizes: split them anyway
+    gen = torch.Generator().manual_seed(100 + seed)
+    lengths = torch.randint(1, 40, (12,), generator=gen)
+    lengths[int(torch.randint(0, 12, (1,), generator=gen))] = 40  # one long dialogue
+    d = 28
+    x, lengths, _ = make_batch(lengths, d, seed=seed)
+    x.requires_grad_(True)
+    mask = torch.arange(x.shape[1])[None, :] < lengths[:, None]
+    torch.manual_seed(seed)
+    seq = SeqContext(d, "transformer", nlayer=3, drop_rate=0.3).train(train)
+    assert len(AttentionPlan(mask, seq.nhead).groups) > 1  # really split
+    w = torch.randn(int(lengths.sum()), seq.output_size, generator=gen)
+    got, got_g = _outputs_and_grads(lambda: seq(x, lengths, mask), seq, x, w, seed)
+    want, want_g = _outputs_and_grads(lambda: _plain_packed_encoder(seq, x, mask), seq, x, w, seed)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    for g, h in zip(got_g, want_g):
+        _assert_close_to_scale(g, h)
+    if not train:  # and torch's own encoder with a key padding mask
+        stock, stock_g = _outputs_and_grads(
+            lambda: seq.transformer_out(
+                seq.transformer_encoder(x, src_key_padding_mask=~mask)[mask]
+            ),
+            seq,
+            x,
+            w,
+            seed,
+        )
+        torch.testing.assert_close(got, stock, atol=1e-5, rtol=1e-5)
+        for g, h in zip(got_g, stock_g):
+            _assert_close_to_scale(g, h)
+
+
+def test_grouped_attention_draws_the_same_random_numbers(monkeypatch):
+    """The dropout masks are those of the plain computation, and the generator ends in the
+    same state (later draws, e.g. the next batch's shuffling, are unchanged)."""
+    import bridging.models.seqcontext as seqcontext
+
+    monkeypatch.setattr(seqcontext, "GROUP_OVERHEAD", 300)
+    torch.manual_seed(0)
+    seq = SeqContext(28, "transformer", nlayer=2, drop_rate=0.5).train()
+    x, lengths, _ = make_batch([3, 17, 9, 30, 2, 25], 28, seed=4)
+    mask = torch.arange(x.shape[1])[None, :] < lengths[:, None]
+    assert len(AttentionPlan(mask, seq.nhead).groups) > 1
+    torch.manual_seed(7)
+    got = seq(x, lengths, mask)
+    after_got = torch.get_rng_state()
+    torch.manual_seed(7)
+    want = _plain_packed_encoder(seq, x, mask)
+    assert torch.equal(torch.get_rng_state(), after_got)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    torch.manual_seed(8)  # another seed: other masks, other outputs
+    assert (seq(x, lengths, mask) - want).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("train", [True, False])
+def test_reference_mode_is_the_stock_encoder_over_the_padded_batch(seed, train):
+    """pad_mode=reference stays bit-identical to nn.TransformerEncoder over the padded batch
+    (padding attends, as in the reference code): outputs and gradients."""
+    gen = torch.Generator().manual_seed(seed)
+    d = 28
+    x, lengths, _ = make_batch(torch.randint(1, 20, (7,), generator=gen), d, seed=seed)
+    x.requires_grad_(True)
+    mask = torch.arange(x.shape[1])[None, :] < lengths[:, None]
+    torch.manual_seed(seed)
+    seq = SeqContext(d, "transformer", nlayer=2, drop_rate=0.3, pad_mode="reference")
+    seq.train(train)
+    w = torch.randn(int(lengths.sum()), seq.output_size, generator=gen)
+    got, got_g = _outputs_and_grads(lambda: seq(x, lengths, mask), seq, x, w, seed)
+    want, want_g = _outputs_and_grads(
+        lambda: seq.transformer_out(seq.transformer_encoder(x)[mask]), seq, x, w, seed
+    )
+    torch.testing.assert_close(got, want, atol=0, rtol=0)
+    for g, h in zip(got_g, want_g):
+        torch.testing.assert_close(g, h, atol=0, rtol=0)
+
+
+def _brute_force_groups(lengths, heads, overhead):
+    """Every way of cutting the sorted dialogues into contiguous runs; the cheapest cost."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    best = float("inf")
+    n = len(order)
+    for cuts in range(2 ** (n - 1)):
+        bounds = [0] + [i + 1 for i in range(n - 1) if cuts >> i & 1] + [n]
+        cost = sum(
+            overhead + heads * (b - a) * lengths[order[a]] ** 2 for a, b in zip(bounds, bounds[1:])
+        )
+        best = min(best, cost)
+    return best
+
+
+@pytest.mark.parametrize("overhead", [0, 50, 400, 10**9])
+def test_length_groups_cover_the_batch_at_the_least_cost(overhead):
+    gen = torch.Generator().manual_seed(overhead % 97)
+    for _ in range(20):
+        lengths = torch.randint(
+            1, 30, (int(torch.randint(1, 9, (1,), generator=gen)),), generator=gen
+        ).tolist()
+        groups = length_groups(lengths, heads=2, overhead=overhead)
+        flat = [i for g in groups for i in g]
+        assert sorted(flat) == list(range(len(lengths)))  # a partition
+        assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)  # longest first
+        cost = sum(overhead + 2 * len(g) * lengths[g[0]] ** 2 for g in groups)
+        assert cost == _brute_force_groups(lengths, 2, overhead)
+    assert length_groups([5, 9, 7], overhead=10**9) == [[1, 2, 0]]  # one group
+    assert length_groups([5, 9, 5, 9], overhead=0) == [[1, 3], [0, 2]]  # equal lengths
+
+
+def test_attention_plan_indices():
+    x, lengths, _ = make_batch([3, 1, 4], 8)
+    mask = torch.arange(4)[None, :] < lengths[:, None]
+    plan = AttentionPlan(mask, heads=1)
+    assert plan.flat_index.tolist() == [0, 1, 2, 4, 8, 9, 10, 11]
+    # every real token appears once over the groups, and inverse puts them back in order
+    order = torch.cat([gather[real] for _, _, gather, _, real in plan.groups])
+    assert sorted(order.tolist()) == list(range(8))
+    assert order[plan.inverse].tolist() == list(range(8))
 
 
 def _alone_vs_batched(model, d):

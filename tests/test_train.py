@@ -73,6 +73,38 @@ def test_run_writes_its_outputs(teacher_run):
     assert len(metrics["config_hash"]) == 16
 
 
+TRAINING_STATE = {"optimizer_states", "lr_schedulers", "callbacks", "bridging_rng"}
+
+
+def test_finished_run_keeps_only_a_weights_only_best_checkpoint(teacher_run):
+    out, metrics = teacher_run
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt"]
+    assert metrics["best_checkpoint"] == "checkpoints/best.ckpt"
+    ckpt = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)
+    assert not TRAINING_STATE & set(ckpt)
+    assert ckpt["epoch"] == metrics["best_epoch"]
+    assert ckpt["bridging"]["kind"] == "teacher"
+    assert ckpt["hyper_parameters"]["facts"]["label_set"] == "iemocap_4"
+    recipe = load_recipe(out / "checkpoints" / "best.ckpt")
+    assert set(ckpt["state_dict"]) == set(recipe.state_dict())
+
+
+def test_keep_full_checkpoints(compose_cfg, tmp_path):
+    out = tmp_path / "full"
+    metrics = train(
+        compose_cfg([*TINY, "trainer.max_epochs=2", "keep_checkpoints=full"], output_dir=out)
+    )
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    last = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert TRAINING_STATE <= set(last) and last["epoch"] == 1
+    best = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)
+    assert "optimizer_states" not in best and best["epoch"] == metrics["best_epoch"]
+    ev = evaluate(out / "checkpoints" / "best.ckpt")
+    assert ev["test"]["confusion"] == metrics["test"]["confusion"]
+    with pytest.raises(ValueError, match="keep_checkpoints='all'"):
+        train(compose_cfg([*TINY, "keep_checkpoints=all"], output_dir=tmp_path / "bad"))
+
+
 def test_eval_of_the_best_checkpoint_reproduces_the_test_metrics(teacher_run, tmp_path):
     out, metrics = teacher_run
     ev = evaluate(out / "checkpoints" / "best.ckpt", output_dir=tmp_path)

@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 
 from bridging.data.records import IGNORE_INDEX, ordered_modalities
 from bridging.io import atomic_write_json, atomic_write_text, save_confusion_png
+from bridging.predictions import predictions_file
 from bridging.recipes import load_recipe
 
 
@@ -76,10 +77,13 @@ def evaluate(
     batch_size=None,
     accelerator="cpu",
     output_dir=None,
+    predictions_path=None,
 ) -> dict:
     """Metrics of a checkpoint on a split, with the modalities not kept zeroed.
 
-    Writes ``metrics.json`` and ``confusion_matrix.png`` to ``output_dir`` when given."""
+    Writes ``metrics.json``, ``confusion_matrix.png`` and the per-utterance predictions
+    (``<split>_predictions.npz``, see :mod:`bridging.predictions`) to ``output_dir`` when
+    given; ``predictions_path``: write the predictions there (also without ``output_dir``)."""
     recipe = load_recipe(ckpt_path)
     keep = resolve_keep(recipe, modalities)
     recipe.eval_keep = keep
@@ -88,6 +92,7 @@ def evaluate(
     loader = dm.split(split).loader(dm.eval_batch_size, False)
     _trainer(accelerator).test(recipe, dataloaders=loader, verbose=False)
     result = recipe.results["test"]
+    predictions = recipe.test_predictions(dm.split(split).ids, split)
     facts = recipe.facts
     metrics = {
         "checkpoint": str(ckpt_path),
@@ -100,6 +105,10 @@ def evaluate(
         split: result,
         "data": dm.summary(),
     }
+    if predictions_path is None and output_dir is not None:
+        predictions_path = Path(output_dir) / predictions_file(split)
+    if predictions_path is not None and predictions is not None:
+        predictions.save(predictions_path)
     if output_dir is not None:
         out = Path(output_dir)
         atomic_write_json(out / "metrics.json", metrics)

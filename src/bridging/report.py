@@ -8,7 +8,8 @@ over this module::
     report = build_report(["outputs/"])          # run dirs, multirun dirs, or metrics.json files
     print(report.markdown())                     # runs table, mean/std over seeds, best per family
     report.write_csv("report.csv")               # + report.grouped.csv
-    write_plots(report, "plots/")                # PNGs: kd, masked, confusion matrices
+    write_plots(report, "plots/")                # PNGs: kd, masked, confusion matrices,
+                                                 # the comparison and the confusion pairs
 
 The runs table has one row per metrics.json: run dir, experiment, recipe, modalities trained
 on and evaluated on, label set, the swept hyper-parameters (the ``hparams`` keys whose values
@@ -16,6 +17,11 @@ differ between the runs that have them, plus any asked for), test weighted F1 / 
 macro F1 in %, best epoch, seed. The grouped table aggregates the runs that differ only in
 their seed (mean and sample standard deviation, ddof=1). Selection (the best configuration
 of a sweep) only ever looks at dev metrics, never test.
+
+When the runs include the paper's comparison (``bridging-reproduce``'s experiments), the
+report adds a Claims section (:mod:`bridging.report_claims`): each experiment's mean test wF1
+with a bootstrap CI, and one line per claim of the paper with the paired difference over
+seeds, its CI and a verdict, computed from the runs' saved test predictions.
 
 ``bridging-eval`` outputs (a metrics.json with a ``checkpoint`` key) are read too: they take
 the experiment (suffixed ``/eval``), seed and hyper-parameters of the training run whose
@@ -48,6 +54,9 @@ PLOT_FILES = {
     "kd": "kd_wf1_vs_temperature.png",
     "masked": "masked_wf1_vs_mask.png",
     "confusion": "confusion_matrices.png",
+    "comparison": "comparison_wf1.png",
+    "teacher_vs_student": "confusion_teacher_vs_student.png",
+    "audio_vs_masked": "confusion_audio_only_vs_masked.png",
 }
 KD_KEYS = ("kd.temperature", "kd.alpha")
 MASK_DEFAULT_KEYS = ("mask.p_audio_full", "mask.p_other_full", "mask.p")
@@ -333,9 +342,24 @@ class Report:
     runs: list[Run]
     hparam_keys: list[str]
     sources: list[str] = field(default_factory=list)
+    #: the claims' options: margin of "comparable" (wF1 points), bootstrap resamples and seed
+    margin: float = 2.0
+    n_boot: int = 5000
+    boot_seed: int = 0
 
     def __post_init__(self):
         self.runs = sorted(self.runs, key=self._row_key)
+        self._claims = None
+
+    def claims(self) -> dict | None:
+        """The Claims section's data (:func:`bridging.report_claims.analyse`; computed once),
+        None when the runs do not include the comparison. ReportError for a malformed
+        predictions file."""
+        if self._claims is None:
+            from bridging.report_claims import analyse
+
+            self._claims = {"result": analyse(self, self.margin, self.n_boot, self.boot_seed)}
+        return self._claims["result"]
 
     # ---- identity ------------------------------------------------------------------------
     def _family(self, r: Run) -> tuple:
@@ -527,12 +551,15 @@ class Report:
             )
         return markdown_table(head, body)
 
-    def markdown(self, plots: dict | None = None, relative_to=None) -> str:
+    def markdown(self, plots: dict | None = None, relative_to=None, note=None) -> str:
         """The whole report as Markdown: runs, mean ± std over seeds (when some
         configuration ran with several seeds), best configuration per family (when a sweep
-        has several), and links to ``plots`` (name -> path) if given."""
+        has several), and links to ``plots`` (name -> path) if given; ``note``: a line
+        under the title."""
         n = len(self.runs)
         parts = ["# bridging report", ""]
+        if note:
+            parts += [f"**{note}**", ""]
         if self.sources:
             parts += [f"{n} run{'s' * (n != 1)} from {', '.join(self.sources)}.", ""]
         parts += ["Test metrics in %; wF1 = weighted F1, mF1 = macro F1.", ""]
@@ -547,6 +574,11 @@ class Report:
                 self.groups_markdown(best),
                 "",
             ]
+        claims = self.claims()
+        if claims is not None:
+            from bridging.report_claims import markdown as claims_markdown
+
+            parts += [claims_markdown(claims).rstrip("\n"), ""]
         if plots:
             parts += ["## Plots", ""]
             base = Path(relative_to) if relative_to is not None else None
@@ -555,13 +587,37 @@ class Report:
                 parts += [f"![{name}]({Path(link).as_posix()})", ""]
         return "\n".join(parts).rstrip() + "\n"
 
-    def write_csv(self, path) -> tuple[Path, Path]:
-        """The runs table at ``path`` and the seed groups at ``<stem>.grouped.csv``."""
+    def write_csv(self, path) -> tuple[Path, ...]:
+        """The runs table at ``path``, the seed groups at ``<stem>.grouped.csv`` and, with the
+        comparison's runs, ``<stem>.comparison.csv`` and ``<stem>.claims.csv``."""
+        from bridging.report_claims import CLAIM_COLUMNS, COMPARISON_COLUMNS, flat_rows
+
         path = Path(path)
-        grouped = path.with_name(f"{path.stem}.grouped{path.suffix or '.csv'}")
+
+        def sibling(name):
+            return path.with_name(f"{path.stem}.{name}{path.suffix or '.csv'}")
+
         atomic_write_text(path, _csv(self.run_columns(), self.run_rows()))
-        atomic_write_text(grouped, _csv(self.group_columns(), self.group_rows()))
-        return path, grouped
+        atomic_write_text(sibling("grouped"), _csv(self.group_columns(), self.group_rows()))
+        out = [path, sibling("grouped")]
+        claims = self.claims()
+        if claims is not None:
+            for name, cols in (("comparison", COMPARISON_COLUMNS), ("claims", CLAIM_COLUMNS)):
+                atomic_write_text(sibling(name), _csv(cols, flat_rows(claims[name])))
+                out.append(sibling(name))
+        return tuple(out)
+
+    def to_json(self) -> dict:
+        """The runs, the seed groups and the claims section, JSON-ready."""
+        from bridging.report_claims import json_ready
+
+        claims = self.claims()
+        return {
+            "sources": self.sources,
+            "runs": self.run_rows(),
+            "groups": self.group_rows(),
+            "claims": None if claims is None else json_ready(claims),
+        }
 
 
 def markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -603,12 +659,13 @@ def _csv(columns: Sequence[str], rows: Sequence[dict]) -> str:
     return buf.getvalue()
 
 
-def build_report(dirs: Iterable, hparams: Sequence[str] = ()) -> Report:
+def build_report(dirs: Iterable, hparams: Sequence[str] = (), **claims) -> Report:
     """Collect every metrics.json under ``dirs`` (run dirs, multirun dirs, any parent folder
-    or metrics.json files) into a :class:`Report`; ``hparams``: columns always shown."""
+    or metrics.json files) into a :class:`Report`; ``hparams``: columns always shown;
+    ``claims``: ``margin``, ``n_boot``, ``boot_seed`` of the Claims section."""
     dirs = [str(d) for d in dirs]
     runs = load_runs(dirs)
-    return Report(runs, varying_hparams(runs, list(hparams)), sources=dirs)
+    return Report(runs, varying_hparams(runs, list(hparams)), sources=dirs, **claims)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -840,13 +897,18 @@ def plot_confusions(report: Report, max_panels: int = 16):
 
 
 def make_figures(report: Report) -> dict:
-    """name -> matplotlib Figure for every plot the runs allow (kd, masked, confusion)."""
+    """name -> matplotlib Figure for every plot the runs allow (kd, masked, confusion, and
+    with the comparison's runs: comparison, teacher_vs_student, audio_vs_masked)."""
+    from bridging.report_figures import claim_figures
+
     figs = {
         "kd": plot_kd(report),
         "masked": plot_masked(report),
         "confusion": plot_confusions(report),
     }
-    return {k: v for k, v in figs.items() if v is not None}
+    figs = {k: v for k, v in figs.items() if v is not None}
+    figs.update(claim_figures(report.claims()))
+    return figs
 
 
 def write_plots(report: Report, out_dir) -> dict:

@@ -1,13 +1,30 @@
 """bridging-report: every run's metrics.json under some folders in one comparison table.
 
-    bridging-report DIR... [--out report.md] [--csv report.csv] [--plots DIR] [--hparam KEY]
+    bridging-report DIR... [--out report.md] [--csv report.csv] [--json report.json]
+                    [--plots DIR] [--hparam KEY] [--margin POINTS] [--bootstrap N]
+                    [--bootstrap-seed S]
 
 DIR: run dirs, multirun dirs or any folder above them (searched recursively), or
 metrics.json files. Prints the Markdown report (runs, mean ± std over seeds, best
 configuration per experiment) on stdout; --out also writes it (with the plots linked),
 --csv writes the runs table and, next to it, <name>.grouped.csv (mean/std over seeds),
---plots writes the PNGs (weighted F1 against T per alpha, against the masking
-probabilities, the confusion matrices) that the runs allow. Metrics are test metrics in %.
+--json all of it as one JSON object, --plots the PNGs (weighted F1 against T per alpha,
+against the masking probabilities, the confusion matrices) that the runs allow. Metrics
+are test metrics in %.
+
+Claims: when the runs include the paper's comparison (bridging-reproduce's experiments:
+teacher, audio_only, av_eval_speech_only, student_kd, masked, masked_nognn, audio_dropout,
+and the reference rows logreg_a, logreg_av, annotation_ceiling), the report adds a Claims
+section: each experiment's mean test weighted F1 with a 95% CI (bootstrap over seeds and
+test dialogues), and one line per claim (the KD student is comparable to its teacher within
+--margin points; the student, masked training, masked training without the GNN, audio
+dropout beat the audio-only baseline; masked training beats the a+v model evaluated
+speech-only) with the paired difference per seed (same seed, same test dialogues), its
+mean, its CI and a verdict (holds / does not hold / undecided). It needs each run's
+test_predictions.npz (written by bridging-train, bridging-eval, bridging-reproduce); a claim
+whose runs lack them, or whose seeds do not match, is skipped with the reason in its line.
+--csv then also writes <name>.comparison.csv and <name>.claims.csv; --plots the comparison
+figure and the confusion matrices teacher vs student and audio-only vs masked.
 """
 
 from __future__ import annotations
@@ -35,7 +52,56 @@ def build_parser() -> argparse.ArgumentParser:
         help="a column to show even if it does not vary (an hparams key such as kd.alpha, "
         "or a dotted path into metrics.json); repeat or comma-separate",
     )
+    p.add_argument("--json", metavar="FILE", help="write runs, groups and claims as JSON")
+    p.add_argument(
+        "--note",
+        default=None,
+        metavar="TEXT",
+        help="a line printed under the report's title (e.g. that the runs are a smoke test)",
+    )
+    p.add_argument(
+        "--margin",
+        type=_non_negative,
+        default=2.0,
+        metavar="POINTS",
+        help="claim 1 (student comparable to teacher) holds when the CI of student - teacher "
+        "lies within ±POINTS wF1 points (default 2)",
+    )
+    p.add_argument(
+        "--bootstrap",
+        type=_resamples,
+        default=5000,
+        metavar="N",
+        help="bootstrap resamples of the claims' confidence intervals (default 5000)",
+    )
+    p.add_argument(
+        "--bootstrap-seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="seed of the bootstrap's random draws (default 0)",
+    )
     return p
+
+
+def _non_negative(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a non-negative number of points, got {text!r}")
+    return v
+
+
+def _resamples(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 100:
+        raise argparse.ArgumentTypeError(f"expected an integer of at least 100, got {text!r}")
+    return v
 
 
 def main(argv=None) -> int:
@@ -45,7 +111,14 @@ def main(argv=None) -> int:
 
     keys = [k.strip() for item in args.hparam for k in item.split(",") if k.strip()]
     try:
-        report = build_report(args.dirs, hparams=keys)
+        report = build_report(
+            args.dirs,
+            hparams=keys,
+            margin=args.margin,
+            n_boot=args.bootstrap,
+            boot_seed=args.bootstrap_seed,
+        )
+        report.claims()  # reads the predictions files: their errors are reported here
     except ReportError as e:
         print(f"bridging-report: error: {e}", file=sys.stderr)
         return 2
@@ -59,10 +132,15 @@ def main(argv=None) -> int:
     if args.csv:
         for path in report.write_csv(args.csv):
             print(f"bridging-report: wrote {path}", file=sys.stderr)
-    text = report.markdown(plots=plots)
+    if args.json:
+        import json
+
+        atomic_write_text(args.json, json.dumps(report.to_json(), indent=2) + "\n")
+        print(f"bridging-report: wrote {args.json}", file=sys.stderr)
+    text = report.markdown(plots=plots, note=args.note)
     if args.out:
         out = Path(args.out)
-        atomic_write_text(out, report.markdown(plots=plots, relative_to=out.parent))
+        atomic_write_text(out, report.markdown(plots=plots, relative_to=out.parent, note=args.note))
         print(f"bridging-report: wrote {out}", file=sys.stderr)
     sys.stdout.write(text)
     sys.stdout.flush()

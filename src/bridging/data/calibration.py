@@ -142,32 +142,18 @@ def annotation_statistics(params: CorpusParams, seed: int = 0, scale: int = 1, *
 
 
 def annotation_ceiling(corpus: Corpus, split: str = "test") -> dict | None:
-    """The latent emotion scored against the stored labels (weighted F1 and accuracy);
-    latent classes outside the label set count as errors. None without a latent field."""
-    dialogues = corpus.splits.get(split) or []
-    if not dialogues or any(getattr(d, "latent", None) is None for d in dialogues):
-        return None
-    names6 = LABEL_SETS["iemocap_6"]
-    index = {c: k for k, c in enumerate(corpus.label_names)}
-    mapping = np.array([index.get(c, -1) for c in names6])
-    gold = np.concatenate([d.labels for d in dialogues])
-    pred = mapping[np.concatenate([d.latent for d in dialogues])]
-    return {
-        "wf1": weighted_f1(gold, pred, len(corpus.label_names)),
-        "acc": float((gold == pred).mean()),
-    }
+    """The latent emotion scored against the stored labels (see
+    :func:`bridging.baselines.annotation_ceiling`); None without latent emotions."""
+    from bridging.baselines import annotation_ceiling as ceiling
+
+    return ceiling(corpus, split)
 
 
 def weighted_f1(gold: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
     """Support-weighted mean of per-class F1 (predictions outside 0..C-1 are errors)."""
-    f1s, support = [], []
-    for k in range(n_classes):
-        tp = int(((pred == k) & (gold == k)).sum())
-        fp = int(((pred == k) & (gold != k)).sum())
-        fn = int(((pred != k) & (gold == k)).sum())
-        f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-        support.append(int((gold == k).sum()))
-    return float(np.dot(f1s, support) / max(sum(support), 1))
+    from bridging.predictions import confusion_matrix, f1_scores
+
+    return float(f1_scores(confusion_matrix(gold, pred, n_classes))["wf1"])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from bridging.models.aligned import aligned_linear
+
 PAD_MODES = ("mask", "reference")
 SEQ_KINDS = ("transformer", "lstm", "gru")
 
@@ -125,30 +127,135 @@ class SeqContext(nn.Module):
         """The encoder layers with padding masked out, per-token work on real tokens only.
 
         Same computation as ``self.transformer_encoder(x, src_key_padding_mask=~mask)`` at
-        the real positions (tested), with the same parameters and dropout placement, but
-        the projections, feed-forward blocks and norms run on the N real utterances instead
-        of all B * T positions; only the attention itself uses the padded layout (with a key
-        padding mask). Returns flat [N, D].
+        the real positions (tested), with the same parameters, dropout placement and
+        dropout masks, but the projections, feed-forward blocks and norms run on the N real
+        utterances instead of all B * T positions, and the attention runs per group of
+        dialogues of similar length (:func:`length_groups`), each padded only to its own
+        longest dialogue. Returns flat [N, D].
         """
         b, t, d = x.shape
-        flat_index = mask.reshape(-1).nonzero().squeeze(1)  # positions of real tokens in B*T
-        key_mask = mask[:, None, None, :]  # [B, 1, 1, T]: True = may be attended
-        h = x.reshape(b * t, d).index_select(0, flat_index)
+        plan = AttentionPlan(mask, self.nhead)
+        h = x.reshape(b * t, d).index_select(0, plan.flat_index)
         for layer in self.transformer_encoder.layers:
             attn = layer.self_attn
-            heads = attn.num_heads
-            qkv = F.linear(h, attn.in_proj_weight, attn.in_proj_bias)  # [N, 3D]
-            padded = qkv.new_zeros(b * t, 3 * d).index_copy(0, flat_index, qkv)
-            q, k, v = padded.view(b, t, 3, heads, d // heads).permute(2, 0, 3, 1, 4).unbind(0)
-            o = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=key_mask, dropout_p=attn.dropout if self.training else 0.0
-            )  # [B, heads, T, D / heads]
-            o = o.transpose(1, 2).reshape(b * t, d).index_select(0, flat_index)
-            o = F.linear(o, attn.out_proj.weight, attn.out_proj.bias)
+            qkv = aligned_linear(h, attn.in_proj_weight, attn.in_proj_bias)  # [N, 3D]
+            p = attn.dropout if self.training else 0.0
+            o = plan.attention(qkv, attn.num_heads, p)  # [N, D]
+            o = aligned_linear(o, attn.out_proj.weight, attn.out_proj.bias)
             h = layer.norm1(h + layer.dropout1(o))
-            ff = layer.linear2(layer.dropout(layer.activation(layer.linear1(h))))
+            ff = layer.activation(aligned_linear(h, layer.linear1.weight, layer.linear1.bias))
+            ff = aligned_linear(layer.dropout(ff), layer.linear2.weight, layer.linear2.bias)
             h = layer.norm2(h + layer.dropout2(ff))
         return h
 
 
-__all__ = ["SeqContext", "transformer_heads", "PAD_MODES", "SEQ_KINDS"]
+#: cost of one extra attention group, in attention scores (one score = one query-key pair
+#: of one head): the per-call work (kernel calls, gathers) of a group is about that of this
+#: many scores (measured with benchmarks/bench_flops.py --attention on the development
+#: machine); it decides how finely :func:`length_groups` splits a batch.
+GROUP_OVERHEAD = 60_000
+
+
+def length_groups(lengths: list[int], heads: int = 1, overhead: int | None = None):
+    """Split a batch's dialogues into groups of similar length for attention.
+
+    The dialogues, sorted longest first (ties in batch order), are cut into contiguous runs
+    that minimise sum over groups of ``overhead + heads * size * longest^2`` (dynamic
+    programming, exact): the attention work of each group padded to its longest dialogue
+    plus a fixed cost per group (default :data:`GROUP_OVERHEAD`). Returns lists of batch
+    indices, longest group first.
+    """
+    overhead = GROUP_OVERHEAD if overhead is None else overhead
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    n = len(order)
+    best = [0.0] + [float("inf")] * n
+    cut = [0] * (n + 1)
+    for i in range(1, n + 1):
+        for j in range(i):  # the group order[j:i], whose longest is order[j]
+            cost = best[j] + overhead + heads * (i - j) * lengths[order[j]] ** 2
+            if cost < best[i]:
+                best[i], cut[i] = cost, j
+    groups = []
+    while n > 0:
+        groups.append(order[cut[n] : n])
+        n = cut[n]
+    return groups[::-1]
+
+
+class AttentionPlan:
+    """Index plan of one padded batch for attention over groups of similar length.
+
+    ``mask`` (bool [B, T], True at real tokens, each dialogue at least one) defines the N
+    real tokens, flat and dialogue-major (``flat_index``: their positions in B * T). Each
+    group of :func:`length_groups` gets a gather index from the flat tokens into its own
+    padded [n_g, T_g] layout (a padded slot repeats its dialogue's first token: as a key it
+    is masked out, as a query its output is dropped, so it adds exactly zero to every
+    output and gradient), its key mask and the rows of that layout that are real;
+    ``inverse`` puts the groups' real rows back in flat order. Built once per forward and
+    shared by every layer.
+    """
+
+    def __init__(self, mask: Tensor, heads: int = 1):
+        self.b, self.t = mask.shape
+        device = mask.device
+        self.flat_index = mask.reshape(-1).nonzero().squeeze(1)
+        self.n = int(self.flat_index.numel())
+        lengths = mask.sum(1)
+        offsets = torch.cumsum(lengths, 0) - lengths
+        self.groups = []
+        order = []
+        for members in length_groups(lengths.tolist(), heads):
+            dialogues = torch.tensor(members, dtype=torch.long, device=device)
+            t_g = int(lengths[members[0]])
+            pos = torch.arange(t_g, device=device)
+            valid = pos[None, :] < lengths[dialogues][:, None]  # [n_g, T_g]
+            first = offsets[dialogues][:, None]
+            gather = torch.where(valid, first + pos, first).reshape(-1)
+            real = valid.reshape(-1).nonzero().squeeze(1)
+            self.groups.append((dialogues, t_g, gather, valid[:, None, None, :], real))
+            order.append(gather.index_select(0, real))
+        order = torch.cat(order)
+        self.inverse = torch.empty_like(order)
+        self.inverse[order] = torch.arange(self.n, device=device)
+
+    def attention(self, qkv: Tensor, heads: int, dropout_p: float = 0.0) -> Tensor:
+        """Multi-head self-attention of the flat ``qkv`` [N, 3D] (queries, keys, values as
+        ``nn.MultiheadAttention``'s in-projection gives them), padded keys masked out, with
+        dropout ``dropout_p`` on the attention weights -> flat [N, D].
+
+        The dropout mask is drawn over the whole padded [B, heads, T, T] batch, as
+        ``F.scaled_dot_product_attention`` draws it, so a seed gives the same masks as the
+        plain (one padded block) computation; each group uses its part of it.
+        """
+        d = qkv.shape[1] // 3
+        hd = d // heads
+        noise = None
+        if dropout_p > 0.0:
+            keep = 1.0 - dropout_p
+            noise = qkv.new_empty(self.b, heads, self.t, self.t).bernoulli_(keep).div_(keep)
+        outs = []
+        for dialogues, t_g, gather, key_mask, real in self.groups:
+            n_g = dialogues.numel()
+            g = qkv.index_select(0, gather).view(n_g, t_g, 3, heads, hd)
+            q, k, v = g.permute(2, 0, 3, 1, 4).unbind(0)  # [n_g, heads, T_g, hd] each
+            if noise is None:
+                o = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
+            else:
+                scores = torch.matmul(q, k.transpose(-2, -1)) * hd**-0.5
+                scores = scores.masked_fill(~key_mask, float("-inf"))
+                weights = torch.softmax(scores, dim=-1)
+                weights = weights * noise[:, :, :t_g, :t_g].index_select(0, dialogues)
+                o = torch.matmul(weights, v)
+            outs.append(o.transpose(1, 2).reshape(n_g * t_g, d).index_select(0, real))
+        out = outs[0] if len(outs) == 1 else torch.cat(outs)
+        return out.index_select(0, self.inverse)
+
+
+__all__ = [
+    "SeqContext",
+    "transformer_heads",
+    "length_groups",
+    "AttentionPlan",
+    "PAD_MODES",
+    "SEQ_KINDS",
+]

@@ -12,12 +12,13 @@ import random
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torchmetrics import MaxMetric, MeanMetric, MetricCollection
+from torchmetrics import MaxMetric, MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassConfusionMatrix,
     MulticlassF1Score,
 )
+from torchmetrics.utilities import dim_zero_cat
 
 from bridging import __version__
 from bridging.data.batch import DialogueBatch, concat_modalities
@@ -91,6 +92,31 @@ def stage_metrics(n_classes: int) -> MetricCollection:
     )
 
 
+class PredictionStore(Metric):
+    """Every test utterance's prediction, kept for the run's predictions file.
+
+    A torchmetrics state of ``cat`` lists: under DDP ``compute`` gathers every process's
+    utterances (of any count) onto every process, so rank 0 holds them all; the repeats that
+    DDP's sampler adds to even out the ranks are dropped when the file is built
+    (:meth:`bridging.predictions.Predictions.build`). The states are not persistent: nothing
+    of this enters checkpoints."""
+
+    full_state_update = False
+    FIELDS = ("dialogue", "position", "gold", "pred", "probs")
+
+    def __init__(self):
+        super().__init__()
+        for name in self.FIELDS:
+            self.add_state(name, default=[], dist_reduce_fx="cat")
+
+    def update(self, dialogue, position, gold, pred, probs) -> None:
+        for name, value in zip(self.FIELDS, (dialogue, position, gold, pred, probs)):
+            getattr(self, name).append(value.detach())
+
+    def compute(self) -> dict:
+        return {name: dim_zero_cat(getattr(self, name)).cpu().numpy() for name in self.FIELDS}
+
+
 class EmotionRecipe(pl.LightningModule):
     """Shared training logic. Subclasses set ``kind`` and may override the loss.
 
@@ -131,6 +157,9 @@ class EmotionRecipe(pl.LightningModule):
         self.losses = torch.nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})
         self.best_val_wf1 = MaxMetric()
         self.results: dict[str, dict] = {}
+        self.prediction_store = PredictionStore()
+        #: the last test's per-utterance arrays (see :meth:`test_predictions`)
+        self.test_arrays: dict | None = None
 
     # -- inputs ----------------------------------------------------------------------------
     def model_input(self, batch: DialogueBatch, keep=None) -> torch.Tensor:
@@ -178,7 +207,16 @@ class EmotionRecipe(pl.LightningModule):
         loss = self.model.loss(out, labels)
         known = labels != IGNORE_INDEX
         self.losses[stage].update(loss, weight=int(known.sum()))
-        self.metrics[stage].update(out.log_probs[known].argmax(-1), labels[known])
+        pred = out.log_probs.argmax(-1)
+        self.metrics[stage].update(pred[known], labels[known])
+        if stage == "test":
+            lengths = batch.lengths
+            dlg = torch.repeat_interleave(batch.index.to(lengths.device), lengths)
+            starts = torch.cumsum(lengths, 0) - lengths
+            pos = torch.arange(len(labels), device=lengths.device) - starts.repeat_interleave(
+                lengths
+            )
+            self.prediction_store.update(dlg, pos, labels, pred, out.log_probs.exp().float())
         return out
 
     def validation_step(self, batch, batch_idx):
@@ -218,6 +256,20 @@ class EmotionRecipe(pl.LightningModule):
 
     def on_test_epoch_end(self):
         self._finish_stage("test")
+        store = self.prediction_store
+        # all processes' utterances under DDP (each process has test batches, or none has)
+        self.test_arrays = store.compute() if store.update_count else None
+        store.reset()
+
+    def test_predictions(self, dialogue_ids, split: str = "test"):
+        """The last test's per-utterance predictions as a
+        :class:`~bridging.predictions.Predictions` (``dialogue_ids``: the tested split's ids,
+        in order); None before any test."""
+        if self.test_arrays is None:
+            return None
+        from bridging.predictions import from_recipe_arrays
+
+        return from_recipe_arrays(self.test_arrays, dialogue_ids, self.facts.label_names, split)
 
     def predict_step(self, batch: DialogueBatch, batch_idx: int):
         out = self.eval_output(batch)

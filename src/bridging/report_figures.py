@@ -1,0 +1,167 @@
+"""The comparison's figures (bridging-report --plots, bridging-reproduce's folder).
+
+- :func:`plot_comparison`: each experiment's test weighted F1 (speech-only, but for the a+v
+  teacher and the a+v logistic regression), mean over seeds, with its 95% CI (bootstrap over
+  seeds and test dialogues, :mod:`bridging.report_claims`) as error bars;
+- :func:`plot_confusion_pair`: the paper's side-by-side test confusion matrices, counts summed
+  over the seeds (colours: the share of each gold row): teacher vs KD student, audio-only vs
+  masked.
+
+Matplotlib's object API on the Agg canvas (no pyplot, no global backend change); titles are
+wrapped to the figure's width and laid out with the constrained layout, so they fit.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+
+#: average advance of a character of DejaVu Sans, in em (generous: titles must fit)
+CHAR_EM = 0.62
+
+
+def figure(w: float, h: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(w, h), dpi=100, layout="constrained")
+
+
+def fit_title(text: str, width_in: float, fontsize: float, margin_in: float = 0.4) -> str:
+    """``text`` wrapped so that every line fits ``width_in`` inches at ``fontsize`` points."""
+    chars = max(12, int((width_in - margin_in) * 72 / (CHAR_EM * fontsize)))
+    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+
+
+def _suptitle(fig, text: str, fontsize: float = 10) -> None:
+    fig.suptitle(fit_title(text, fig.get_figwidth(), fontsize), fontsize=fontsize)
+
+
+def plot_comparison(result: dict | None):
+    """Mean test wF1 per experiment with its CI; None for fewer than two experiments."""
+    rows = (result or {}).get("comparison") or []
+    if len(rows) < 2:
+        return None
+    level = f"{100 * result['bootstrap']['level']:g}%"
+    n = len(rows)
+    fig = figure(max(6.0, 1.05 * n + 1.6), 4.8)
+    ax = fig.subplots()
+    for i, row in enumerate(rows):
+        mean = row["wf1_mean"]
+        ref = row["note"].startswith("reference")
+        full = row["eval_modalities"] != "a"
+        color = "0.55" if ref else ("black" if full else "C0")
+        yerr = None
+        if row["ci_low"] is not None:
+            yerr = [[max(0.0, mean - row["ci_low"])], [max(0.0, row["ci_high"] - mean)]]
+        ax.errorbar(
+            [i], [mean], yerr=yerr, marker="s" if ref else "o", color=color, capsize=4, lw=1.5
+        )
+        ax.annotate(
+            f"{mean:.1f}",
+            (i, mean if yerr is None else row["ci_high"]),
+            textcoords="offset points",
+            xytext=(0, 4),
+            ha="center",
+            fontsize=7,
+        )
+    base = next((r for r in rows if r["experiment"] == "audio_only"), None)
+    if base is not None:
+        ax.axhline(base["wf1_mean"], color="C0", ls="--", lw=0.8, alpha=0.6)
+    labels = []
+    for row in rows:
+        mods = row["modalities"] or "labels"
+        if row["eval_modalities"] != row["modalities"]:
+            mods += f"→{row['eval_modalities']}"
+        labels.append(f"{row['experiment'].replace('_', ' ')}\n({mods})")
+    ax.set_xticks(range(n), labels, fontsize=7)
+    ax.set_xlim(-0.6, n - 0.4)
+    ax.set_ylabel("test weighted F1 (%)")
+    ax.grid(axis="y", alpha=0.3)
+    seeds = sorted({s for r in rows for s in r["seeds"] if s is not None})
+    _suptitle(
+        fig,
+        f"Test weighted F1 per experiment, speech-only unless a+v (mean over seeds "
+        f"{','.join(map(str, seeds)) or '-'}; error bars: {level} CI by bootstrap over seeds "
+        f"and test dialogues; grey: reference rows; dashed: audio-only)",
+    )
+    return fig
+
+
+PAIRS = {
+    "teacher_vs_student": ("teacher", "student_kd", "teacher vs KD student"),
+    "audio_vs_masked": ("audio_only", "masked", "audio-only vs masked training"),
+}
+
+
+def _summed_confusion(arm):
+    mats = [
+        np.asarray(r.test["confusion"], dtype=float)
+        for r in arm.runs
+        if isinstance(r.test.get("confusion"), list)
+    ]
+    k = len(arm.first.label_names)
+    mats = [m for m in mats if m.shape == (k, k)]
+    return sum(mats) if mats and len(mats) == len(arm.runs) else None
+
+
+def plot_confusion_pair(result: dict | None, a: str, b: str, what: str):
+    """Side-by-side test confusion matrices of experiments ``a`` and ``b`` (counts summed
+    over their seeds, rows normalised); None unless both are there with confusions."""
+    arms = (result or {}).get("arms") or {}
+    if a not in arms or b not in arms:
+        return None
+    mats = [_summed_confusion(arms[x]) for x in (a, b)]
+    if any(m is None for m in mats) or mats[0].shape != mats[1].shape:
+        return None
+    names = arms[a].first.label_names
+    k = len(names)
+    side = max(3.2, 0.75 * k + 1.4)
+    fig = figure(2 * side + 0.6, side + 1.4)
+    axes = fig.subplots(1, 2)
+    seeds = set()
+    for ax, name, cm in zip(axes, (a, b), mats):
+        arm = arms[name]
+        seeds |= {s for s in arm.seeds if s is not None}
+        row = cm.sum(1, keepdims=True)
+        norm = np.divide(cm, row, out=np.zeros_like(cm), where=row > 0)
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(k), names, fontsize=8)
+        ax.set_yticks(range(k), names, fontsize=8)
+        for i in range(k):
+            for j in range(k):
+                ax.text(
+                    j,
+                    i,
+                    f"{int(cm[i, j])}\n{norm[i, j]:.0%}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
+        r = arm.first
+        mods = "+".join(r.modalities)
+        if r.eval_modalities != r.modalities:
+            mods += f"→{'+'.join(r.eval_modalities)}"
+        wf1 = np.mean([100 * x.test["wf1"] for x in arm.runs])
+        title = f"{name} ({mods})\nwF1 {wf1:.1f}, {len(arm.runs)} seed{'s' * (len(arm.runs) > 1)}"
+        ax.set_title(fit_title(title, side, 9), fontsize=9)
+        ax.set_xlabel("predicted", fontsize=8)
+        ax.set_ylabel("gold", fontsize=8)
+    _suptitle(
+        fig,
+        f"Test confusion matrices, {what}: counts summed over seeds "
+        f"{','.join(map(str, sorted(seeds))) or '-'}; colour: share of the gold row",
+    )
+    return fig
+
+
+def claim_figures(result: dict | None) -> dict:
+    """name -> Figure for the comparison figure and the confusion pairs the runs allow."""
+    figs = {"comparison": plot_comparison(result)}
+    for key, (a, b, what) in PAIRS.items():
+        figs[key] = plot_confusion_pair(result, a, b, what)
+    return {k: v for k, v in figs.items() if v is not None}
+
+
+__all__ = ["PAIRS", "claim_figures", "fit_title", "plot_comparison", "plot_confusion_pair"]
