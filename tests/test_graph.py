@@ -1,4 +1,4 @@
-"""Window graph and relation types against a slow loop written here (METHOD.md 2.2)."""
+"""Window graph and relation types against a slow loop written here (docs/method.md 2.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Import of reference COGMEN checkpoints (METHOD.md section 6).
+"""Import of reference COGMEN checkpoints (docs/method.md, section 2 (reference checkpoints)).
 
 A test-only stand-in of the reference package (``cogmen`` with the same module paths, class
 names and parameter names, unused modules included) is written to a temporary directory,

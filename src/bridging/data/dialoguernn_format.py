@@ -7,7 +7,7 @@ feature vectors, sentences); ``trainVid``/``testVid`` are ordered collections of
 It is loaded with ``encoding="latin1"`` through the allow-list unpickler.
 
 Splits: train and test as stored; dev = the FIRST ``int(0.1 * n_train)`` training dialogues
-in stored order (METHOD.md section 1), train = the rest. A set (unordered) of ids is taken in
+in stored order (docs/method.md, section 1), train = the rest. A set (unordered) of ids is taken in
 sorted order so that the split is reproducible. Labels: iemocap_6 as stored; iemocap_4 keeps
 hap, sad, neu, ang and drops the exc and fru utterances (dialogues left empty are dropped).
 """

@@ -17,7 +17,7 @@ MODALITY_ORDER: tuple[str, ...] = ("a", "t", "v")
 #: Label index used for padded positions and utterances without a gold label.
 IGNORE_INDEX = -100
 
-#: IEMOCAP label sets (METHOD.md section 1), names in index order.
+#: IEMOCAP label sets (docs/method.md, section 1), names in index order.
 LABEL_SETS: dict[str, tuple[str, ...]] = {
     "iemocap_6": ("hap", "sad", "neu", "ang", "exc", "fru"),
     "iemocap_4": ("hap", "sad", "neu", "ang"),
@@ -75,7 +75,7 @@ class Corpus:
     path: str | None = None
     n_speakers: int = 2
     speaker_names: tuple[str, ...] = SPEAKER_NAMES
-    #: Feature extractors used to make the features (saved with models); see METHOD.md 5.
+    #: Feature extractors used to make the features (saved with models; docs/method.md 5).
     extractors: dict[str, dict] = field(default_factory=dict)
 
     @property

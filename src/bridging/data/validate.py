@@ -152,7 +152,7 @@ def convert_label_set(corpus: Corpus, label_set: str) -> Corpus:
     """Return ``corpus`` in ``label_set``.
 
     iemocap_6 -> iemocap_4 keeps hap, sad, neu, ang (same indices) and drops the exc and fru
-    utterances (METHOD.md section 1); dialogues left empty are dropped. Asking for iemocap_6
+    utterances (docs/method.md, section 1); dialogues left empty are dropped. Asking for iemocap_6
     from a 4-way corpus is an error (the dropped utterances cannot be restored).
     """
     if label_set not in LABEL_SETS:

@@ -1,4 +1,4 @@
-"""Distillation losses for the speech-only student (METHOD.md section 3).
+"""Distillation losses for the speech-only student (docs/method.md, section 3).
 
 Every function takes flat tensors over the real utterances of a batch (the order of
 :class:`bridging.models.cogmen.ModelOutput`), labels with ``IGNORE_INDEX`` (-100) where the

@@ -1,4 +1,4 @@
-"""The speech-only student trained by knowledge distillation (METHOD.md section 3).
+"""The speech-only student trained by knowledge distillation (docs/method.md, section 3).
 
 A COGMEN on ``modalities`` (default audio only) learns from a frozen teacher (a bridging
 teacher checkpoint, or a reference one imported by ``bridging-import-cogmen``; both are of

@@ -1,5 +1,5 @@
 """Real speech: IEMOCAP from the raw release, features from wav files, speech-only inference
-(batch, causal and live), export to TorchScript and ONNX. See METHOD.md section 5.
+(batch, causal and live), export to TorchScript and ONNX. See docs/method.md, section 5.
 
 Modules: :mod:`~bridging.speech.audio` (reading and resampling wav),
 :mod:`~bridging.speech.extractors` (openSMILE and HuBERT/wav2vec2 extractors, their saved

@@ -1,6 +1,6 @@
 """IEMOCAP from the raw release: transcripts, evaluations and wav files -> a bridging dataset.
 
-Layout read (METHOD.md section 5), for every ``SessionN`` folder under the release root::
+Layout read (docs/method.md, section 5), for every ``SessionN`` folder under the release root::
 
     SessionN/dialog/transcriptions/<dialogue>.txt   "<utt_id> [start-end]: text"
     SessionN/dialog/EmoEvaluation/<dialogue>.txt    "[start - end]\\t<utt_id>\\t<emo>\\t[V, A, D]"
