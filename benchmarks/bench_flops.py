@@ -37,18 +37,19 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-#: epoch clock of the current run (the callback is built by Hydra from its dotted name)
-CLOCK: list[tuple[str, int, float]] = []
+#: epoch clock of the current run (the callback is built by Hydra from its dotted name):
+#: (mark, epoch, wall time, process CPU time)
+CLOCK: list[tuple[str, int, float, float]] = []
 
 
 class EpochClock(pl.Callback):
     """Records perf_counter at every training-epoch start, at the start and end of each
-    validation (Lightning runs the ModelCheckpoint callbacks after every other callback, so
-    "val_end" is before the checkpoints are written), at each epoch end (after them) and at
-    the end of fit (after the strategy's teardown, so after any asynchronous write)."""
+    validation, at each training-epoch end (Lightning runs the ModelCheckpoint callbacks
+    after every other callback's hook, so before the checkpoints are written) and at the end
+    of fit (after the strategy's teardown, so after any asynchronous write)."""
 
     def _mark(self, kind, trainer):
-        CLOCK.append((kind, trainer.current_epoch, time.perf_counter()))
+        CLOCK.append((kind, trainer.current_epoch, time.perf_counter(), time.process_time()))
 
     def on_train_epoch_start(self, trainer, module):
         self._mark("epoch", trainer)
@@ -242,20 +243,24 @@ def whole_process(cfg, out_dir: Path) -> dict:
     metrics = train(cfg, output_dir=out_dir)
     t_end = time.perf_counter()
     marks: dict[str, list[float]] = {}
-    for kind, _, t in CLOCK:
+    for kind, _, t, _ in CLOCK:
         marks.setdefault(kind, []).append(t)
+    cpu_starts = [c for kind, _, _, c in CLOCK if kind == "epoch"]
     starts = marks["epoch"]
     fit_end = marks["fit_end"][0]
     periods = [b - a for a, b in zip(starts, starts[1:])]
     parts = {  # per epoch, the first (startup) excluded
         "training batches": [v - e for e, v in zip(starts, marks["val_start"])][1:],
         "validation": [b - a for a, b in zip(marks["val_start"], marks["val_end"])][1:],
-        "checkpoints (after validation to epoch end)": [
-            b - a for a, b in zip(marks["val_end"], marks["epoch_end"])
-        ][1:],
+        # the ModelCheckpoint callbacks write at the train epoch end, after every other
+        # callback's hook: from our epoch-end mark to the next epoch's start
+        "checkpoints (epoch end to the next epoch)": [
+            b - a for a, b in zip(marks["epoch_end"], starts[1:])
+        ],
     }
     sizes = {p.name: p.stat().st_size for p in sorted((out_dir / "checkpoints").glob("*.ckpt"))}
     return {
+        "cpu_periods": [b - a for a, b in zip(cpu_starts, cpu_starts[1:])],
         "parts": parts,
         "startup": starts[0] - t0,
         "periods": periods,
@@ -367,6 +372,8 @@ def main(argv=None):
     load = f"{load1} -> {load2}"
     rows.append(("(d) whole-process epoch, median after the first", f"{epoch:.2f}", "s", load))
     rows.append(("    epoch periods", ", ".join(f"{t:.2f}" for t in periods), "s", load))
+    cpu = statistics.median(timed["cpu_periods"])
+    rows.append(("    process CPU time per epoch, median", f"{cpu:.2f}", "CPU s", load))
     for name, values in timed["parts"].items():
         rows.append((f"    {name}, median", f"{statistics.median(values):.2f}", "s", load))
     rows.append(("    startup (to the first epoch)", f"{timed['startup']:.2f}", "s", load))

@@ -267,7 +267,7 @@ def test_native_round_trip_and_label_sets(tmp_path, name):
     assert back.source_format == "native" and back.extractors == c.extractors
     assert_same(c, back)
     assert_same(convert_label_set(c, "iemocap_4"), load_corpus(path, label_set="iemocap_4"))
-    write_native(convert_label_set(c, "iemocap_4"), path)  # replaces the existing corpus
+    write_native(convert_label_set(c, "iemocap_4"), path, force=True)  # replaces the corpus
     four = load_corpus(path, label_set=None)
     assert four.label_set == "iemocap_4"
     with pytest.raises(DataError, match=r"holds iemocap_4 labels; iemocap_6 was asked for"):

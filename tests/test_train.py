@@ -105,6 +105,31 @@ def test_keep_full_checkpoints(compose_cfg, tmp_path):
         train(compose_cfg([*TINY, "keep_checkpoints=all"], output_dir=tmp_path / "bad"))
 
 
+def test_checkpoints_are_written_atomically_in_the_background(compose_cfg, tmp_path):
+    from pytorch_lightning.plugins.io import AsyncCheckpointIO
+
+    from bridging.training import AtomicCheckpointIO, build_trainer
+
+    trainer = build_trainer(compose_cfg([*TINY]), tmp_path)
+    io = trainer.strategy.checkpoint_io
+    assert isinstance(io, AsyncCheckpointIO)
+    assert isinstance(io.checkpoint_io, AtomicCheckpointIO)
+    writer = AtomicCheckpointIO()
+    path = tmp_path / "ckpts" / "x.ckpt"
+    writer.save_checkpoint({"state_dict": {"w": torch.arange(3.0)}}, path)
+    assert torch.load(path, weights_only=True)["state_dict"]["w"].tolist() == [0.0, 1.0, 2.0]
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("cannot pickle")
+
+    with pytest.raises(RuntimeError, match="cannot pickle"):
+        writer.save_checkpoint({"state_dict": {}, "bad": Unpicklable()}, path)
+    # a failed write leaves the previous checkpoint whole and no temporary file behind
+    assert torch.load(path, weights_only=True)["state_dict"]["w"].tolist() == [0.0, 1.0, 2.0]
+    assert [p.name for p in path.parent.iterdir()] == ["x.ckpt"]
+
+
 def test_eval_of_the_best_checkpoint_reproduces_the_test_metrics(teacher_run, tmp_path):
     out, metrics = teacher_run
     ev = evaluate(out / "checkpoints" / "best.ckpt", output_dir=tmp_path)

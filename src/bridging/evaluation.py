@@ -4,16 +4,45 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 
-from bridging.data.records import IGNORE_INDEX, ordered_modalities
-from bridging.io import atomic_write_json, atomic_write_text, save_confusion_png
+from bridging.data.records import IGNORE_INDEX, DataError, ordered_modalities
+from bridging.io import atomic_write_json, atomic_write_text, check_output_path, save_confusion_png
 from bridging.predictions import predictions_file
-from bridging.recipes import load_recipe
+from bridging.recipes import check_data_fits, load_recipe
+
+#: what marks a training run's dir (bridging-train writes them; eval outputs lack "experiment")
+RUN_MARKERS = ("checkpoints", "config.yaml")
+
+
+def is_training_run(path) -> bool:
+    """Whether ``path`` holds a training run (bridging-train's metrics.json, or its
+    checkpoints/ or config.yaml), whose files another command must never replace."""
+    path = Path(path)
+    metrics = path / "metrics.json"
+    if metrics.is_file():
+        try:
+            m = json.loads(metrics.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return True  # unreadable: not ours to replace either
+        return not (isinstance(m, dict) and "checkpoint" in m and "experiment" not in m)
+    return any((path / name).exists() for name in RUN_MARKERS)
+
+
+def eval_output_dir(output_dir, split: str, keep) -> Path:
+    """Where bridging-eval writes: ``output_dir`` itself, or, when that is a training run's
+    dir, its subdir ``eval_<split>_<modalities>`` (e.g. ``eval_test_a``), so the run's own
+    metrics.json, confusion matrix and predictions are never replaced; bridging-report finds
+    the evaluation there (a metrics.json with a ``checkpoint`` key)."""
+    out = Path(output_dir)
+    if is_training_run(out):
+        out = out / f"eval_{split}_{''.join(keep)}"
+    return out
 
 
 def options_from_config(cfg) -> dict:
@@ -43,13 +72,29 @@ def datamodule_for(recipe, data_cfg: dict | None, keep, batch_size: int | None =
     cfg["modalities"] = list(keep)
     if batch_size:
         cfg["batch_size"] = cfg["eval_batch_size"] = int(batch_size)
-    return instantiate(cfg, _convert_="all")
+    dm = instantiate(cfg, _convert_="all")
+    dm.setup()
+    # every kept modality's size, the label set and the speakers must be the model's
+    where = getattr(recipe, "checkpoint_path", None) or "the model"
+    check_data_fits(where, recipe.facts, dm.facts, keep)
+    return dm
+
+
+def check_split(split) -> str:
+    from bridging.data.datamodule import SPLITS
+
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r}: expected one of {', '.join(SPLITS)}")
+    return split
 
 
 def resolve_keep(recipe, modalities) -> list[str]:
     if modalities is None:
         return list(recipe.eval_keep)
-    keep = ordered_modalities(modalities)
+    try:
+        keep = ordered_modalities(modalities)
+    except DataError as exc:
+        raise DataError(f"eval.modalities={list(modalities)}: {exc}") from None
     bad = [m for m in keep if m not in recipe.modalities]
     if bad:
         raise ValueError(
@@ -83,12 +128,18 @@ def evaluate(
 
     Writes ``metrics.json``, ``confusion_matrix.png`` and the per-utterance predictions
     (``<split>_predictions.npz``, see :mod:`bridging.predictions`) to ``output_dir`` when
-    given; ``predictions_path``: write the predictions there (also without ``output_dir``)."""
+    given (to its ``eval_<split>_<modalities>`` subdir when it is a training run's dir, see
+    :func:`eval_output_dir`); ``predictions_path``: write the predictions there (also
+    without ``output_dir``). The data must fit the checkpoint (:func:`check_data_fits`)."""
+    check_split(split)
     recipe = load_recipe(ckpt_path)
     keep = resolve_keep(recipe, modalities)
     recipe.eval_keep = keep
+    if output_dir is not None:
+        output_dir = eval_output_dir(output_dir, split, keep)
+    if predictions_path is not None:
+        check_output_path(predictions_path, "predictions_path")
     dm = datamodule_for(recipe, data_cfg, keep, batch_size)
-    dm.setup()
     loader = dm.split(split).loader(dm.eval_batch_size, False)
     _trainer(accelerator).test(recipe, dataloaders=loader, verbose=False)
     result = recipe.results["test"]
@@ -164,11 +215,12 @@ def predict(
     batch_size=None,
     accelerator="cpu",
 ) -> list[dict]:
+    check_split(split)
+    check_output_path(output)  # before the work: not a directory, a writable folder
     recipe = load_recipe(ckpt_path)
     keep = resolve_keep(recipe, modalities)
     recipe.eval_keep = keep
     dm = datamodule_for(recipe, data_cfg, keep, batch_size)
-    dm.setup()
     rows = predict_rows(recipe, dm, split, accelerator)
     write_csv(output, rows)
     return rows

@@ -1,30 +1,130 @@
-"""Small output helpers: atomic writes, JSON, confusion-matrix figures, config hashes."""
+"""Small output helpers: atomic writes, JSON, confusion-matrix figures, config hashes.
+
+Every writer goes through a temporary sibling of the target created with ``os.open(...,
+0o666)``, so the file ends with the mode the umask gives (0644 under umask 022), as a plain
+``open`` would, never ``mkstemp``'s 0600. A target that cannot be written (a directory, a
+read-only folder) is an :class:`OutputError` naming the target, not the temporary file.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
+
+
+class OutputError(OSError):
+    """An output that cannot be written: the message names the target and why."""
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def check_output_path(path, field: str = "output") -> Path:
+    """Refuse, before any work, an output that cannot be written: a directory, or a file in
+    a folder that is not writable (or below a file). Returns the path."""
+    path = Path(path)
+    name = f"{field}={path}" if field else str(path)
+    if path.is_dir():
+        raise OutputError(f"{name}: is a directory; give a file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"{name}: cannot create it: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        where = path if path.exists() else parent
+        raise OutputError(f"{name}: cannot write it: {where} is read-only")
+    return path
+
+
+def _tmp_name(path: Path, suffix: str = ".tmp") -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{suffix}")
+
+
+def make_parent(path: Path) -> None:
+    """Create ``path``'s folder (with the umask's mode); an OutputError names ``path``."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create its folder {path.parent}: {_why(exc)}") from None
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yield a temporary path next to ``path`` (an empty file, created with the umask's
+    mode); on success it replaces ``path``, on failure it is removed and ``path`` is left as
+    it was. Errors of the file system are OutputErrors naming ``path``."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a directory; refusing to replace it with a file")
+    make_parent(path)
+    tmp = _tmp_name(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write it: {_why(exc)} ({path.parent})") from None
+    mode = stat.S_IMODE(os.fstat(fd).st_mode)  # what the umask gives a new file
+    os.close(fd)
+    try:
+        yield tmp
+        try:
+            # writers that replace the file themselves (safetensors) leave 0600: restore
+            if stat.S_IMODE(os.stat(tmp).st_mode) != mode:
+                os.chmod(tmp, mode)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot replace it: {_why(exc)}") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def umask_files(folder) -> None:
+    """Give the files directly in ``folder`` the mode the umask gives a new file (the
+    folder's own mode without the execute bits, the folder made by :func:`make_temp_dir`),
+    for writers that create files 0600 (safetensors)."""
+    folder = Path(folder)
+    mode = stat.S_IMODE(folder.stat().st_mode) & 0o666
+    for f in folder.iterdir():
+        if f.is_file() and stat.S_IMODE(f.stat().st_mode) != mode:
+            os.chmod(f, mode)
+
+
+def make_temp_dir(path: Path, suffix: str = ".tmp") -> Path:
+    """A new empty folder next to ``path`` with the umask's mode (not ``mkdtemp``'s 0700)."""
+    path = Path(path)
+    make_parent(path)
+    for _ in range(100):
+        tmp = _tmp_name(path, suffix)
+        try:
+            os.mkdir(tmp, 0o777)
+            return tmp
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write it: {_why(exc)} ({path.parent})") from None
+    raise OutputError(f"{path}: cannot create a temporary folder next to it")
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename,
     so a reader never sees a half-written file and a failure leaves the old file intact."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path) as tmp:
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write it: {_why(exc)}") from None
     return path
 
 
@@ -89,3 +189,13 @@ def save_confusion_png(confusion, label_names, path, title: str = "") -> Path:
     buf = io.BytesIO()
     confusion_figure(confusion, label_names, title).savefig(buf, format="png", dpi=100)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def refuse_existing(path, force: bool = False, hint: str = "force=True replaces it") -> Path:
+    """Refuse an existing ``path`` (file, folder or link) unless ``force``: an OutputError
+    naming it. Returns the path."""
+    path = Path(path)
+    if not force and (path.exists() or path.is_symlink()):
+        kind = "a folder" if path.is_dir() else "a file"
+        raise OutputError(f"{path}: exists ({kind}); refusing to overwrite it ({hint})")
+    return path

@@ -176,12 +176,21 @@ def estimate(jobs: list[Job], common: list[str], epochs: int, threads: int, log)
     from bridging.flops import matmul_gflops, recipe_epoch_flops
 
     rate, _ = matmul_gflops(threads)
-    per_epoch = {}
+    from omegaconf import OmegaConf
+
+    per_epoch, by_architecture = {}, {}
     for name in sorted({j.recipe for j in jobs if j.recipe}):
         # a student's teacher outputs are cached: its epoch costs its audio-only architecture's
         counted = "audio_only" if name == "student_kd" else name
         cfg = _compose([f"experiment={counted}", *common])
-        per_epoch[name] = recipe_epoch_flops(cfg)
+        # masking changes no FLOP: recipes of one architecture on one data are counted once
+        key = json.dumps(
+            [list(cfg.modalities), OmegaConf.to_container(cfg.model), str(cfg.data)],
+            sort_keys=True,
+        )
+        if key not in by_architecture:
+            by_architecture[key] = recipe_epoch_flops(cfg)
+        per_epoch[name] = by_architecture[key]
         log(
             f"  {name:<14} {per_epoch[name]['train'] / 1e9:8.1f} GFLOP per training epoch "
             f"+ {per_epoch[name]['eval'] / 1e9:6.1f} validation"

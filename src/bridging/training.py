@@ -205,6 +205,10 @@ def train(cfg: DictConfig, output_dir=None) -> dict:
     if hasattr(recipe, "prepare"):  # e.g. the student trains or loads its teacher here
         recipe.prepare(cfg=cfg, datamodule=datamodule, output_dir=output_dir)
     resume = resolve_resume(cfg.get("ckpt_path"), output_dir)
+    if resume is not None:  # a readable bridging checkpoint of this model on data of its sizes
+        from bridging.recipes import check_resume
+
+        check_resume(resume, recipe)
     trainer = build_trainer(
         cfg, output_dir, resume_from=Path(resume).parent.parent if resume else None
     )

@@ -2,8 +2,8 @@
 
 bridging-data inspect PATH [--format auto] [--label-set iemocap_6]
 bridging-data inspect --synthetic [synthetic options]
-bridging-data synth OUT [--layout native|cogmen|dialoguernn] [synthetic options]
-bridging-data convert IN OUT [--format auto] [--label-set iemocap_4]
+bridging-data synth OUT [--layout native|cogmen|dialoguernn] [--force] [synthetic options]
+bridging-data convert IN OUT [--format auto] [--label-set iemocap_4] [--force]
 bridging-data prepare-iemocap ROOT OUT [--labels iemocap_4|iemocap_6]
     [--audio-features egemaps|compare|hubert|wav2vec2] [--hubert-path PATH]
     [--hubert-layer N] [--text-model PATH] [--workers N] [--cache-dir DIR]
@@ -82,16 +82,21 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+FORCE_HINT = "give --force to replace it"
+
+
 def cmd_synth(args) -> int:
     from bridging.data.cogmen_format import write_cogmen
     from bridging.data.dialoguernn_format import write_dialoguernn
     from bridging.data.native import write_native
+    from bridging.io import refuse_existing
 
     if args.layout == "dialoguernn" and args.label_set == "iemocap_4":
         raise SystemExit("the DialogueRNN layout stores 6-way labels: use --label-set iemocap_6")
+    refuse_existing(args.out, args.force, FORCE_HINT)  # before the work
     corpus = _synthesize(args, args.label_set)
     writer = {"native": write_native, "cogmen": write_cogmen, "dialoguernn": write_dialoguernn}
-    writer[args.layout](corpus, args.out)
+    writer[args.layout](corpus, args.out, force=args.force)
     n = sum(len(d) for ds in corpus.splits.values() for d in ds)
     print(f"wrote {args.layout} dataset ({corpus.label_set}, {n} utterances) to {args.out}")
     return 0
@@ -99,8 +104,10 @@ def cmd_synth(args) -> int:
 
 def cmd_convert(args) -> int:
     from bridging.data.sources import convert
+    from bridging.io import refuse_existing
 
-    convert(args.inp, args.out, format=args.format, label_set=args.label_set)
+    refuse_existing(args.out, args.force, FORCE_HINT)  # before reading a large input
+    convert(args.inp, args.out, format=args.format, label_set=args.label_set, force=args.force)
     print(
         f"converted {args.inp} -> {args.out} (bridging native format, "
         f"{args.label_set or 'labels as stored'})"
@@ -216,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out")
     p.add_argument("--layout", choices=["native", "cogmen", "dialoguernn"], default="native")
     p.add_argument("--label-set", choices=sets, default="iemocap_4")
+    p.add_argument("--force", action="store_true", help="replace an existing OUT")
     _synth_args(p)
     p.set_defaults(func=cmd_synth)
 
@@ -240,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", metavar="OUT")
     p.add_argument("--format", default="auto")
     p.add_argument("--label-set", choices=sets, default=None, help="default: as stored")
+    p.add_argument(
+        "--force", action="store_true", help="replace an existing bridging corpus at OUT"
+    )
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser(
@@ -290,10 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from bridging.io import OutputError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except DataError as exc:
+    except (DataError, OutputError) as exc:
         print(f"bridging-data: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,24 +1,30 @@
-"""bridging-eval: evaluate any bridging checkpoint on a split, optionally zeroing modalities."""
+"""bridging-eval: evaluate any bridging checkpoint on a split, optionally zeroing modalities.
+
+Errors are one line (``bridging-eval: error: ...``, exit 2 for bad input; the traceback with
+HYDRA_FULL_ERROR=1). Into a training run's dir (``hydra.run.dir=<run>``) it writes its own
+subdir ``eval_<split>_<modalities>/``, never the run's files.
+"""
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
-from bridging.paths import conf_dir
+from bridging.cli.common import hydra_command
 
 
-@hydra.main(version_base="1.3", config_path=conf_dir(), config_name="eval")
+@hydra_command("bridging-eval", "eval")
 def main(cfg: DictConfig) -> float:
-    from bridging.evaluation import evaluate, options_from_config
+    from bridging.evaluation import eval_output_dir, evaluate, options_from_config
 
     metrics = evaluate(cfg.ckpt_path, output_dir=cfg.paths.output_dir, **options_from_config(cfg))
+    # the same answer as evaluate's: its own outputs never make a dir a training run's
+    out = eval_output_dir(cfg.paths.output_dir, cfg.split, metrics["eval_modalities"])
     r = metrics[cfg.split]
     print(
         f"{metrics['recipe']} ({'+'.join(metrics['modalities'])}) evaluated on "
         f"{'+'.join(metrics['eval_modalities'])}, {cfg.split} split: weighted F1 "
         f"{100 * r['wf1']:.2f}  acc {100 * r['acc']:.2f}  macro F1 {100 * r['mf1']:.2f}  "
-        f"-> {cfg.paths.output_dir}/metrics.json"
+        f"-> {out}/metrics.json"
     )
     return float(r["wf1"])
 

@@ -40,7 +40,7 @@ def main(argv=None) -> int:
         recipe = load_recipe(str(cfg["ckpt_path"]))
         fn = export_onnx if fmt == "onnx" else export_torchscript
         path = fn(recipe, output, wp=cfg["wp"], wf=cfg["wf"])
-    except (DataError, ValueError) as exc:
+    except (DataError, ValueError, OSError) as exc:  # OSError: an output it cannot write
         print(f"bridging-export: error: {exc}", file=sys.stderr)
         return 2
     msg = f"exported {fmt} to {path} (metadata: {path}.json)"

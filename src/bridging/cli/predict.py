@@ -1,14 +1,17 @@
-"""bridging-predict: one CSV row per utterance with the predicted label and class probabilities."""
+"""bridging-predict: one CSV row per utterance with the predicted label and class probabilities.
+
+Errors are one line (``bridging-predict: error: ...``, exit 2 for bad input; the traceback
+with HYDRA_FULL_ERROR=1).
+"""
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
-from bridging.paths import conf_dir
+from bridging.cli.common import hydra_command
 
 
-@hydra.main(version_base="1.3", config_path=conf_dir(), config_name="predict")
+@hydra_command("bridging-predict", "predict")
 def main(cfg: DictConfig) -> None:
     from bridging.evaluation import options_from_config, predict
 

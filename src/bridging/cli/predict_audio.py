@@ -2,7 +2,7 @@
 
     bridging-predict-audio ckpt_path=PATH input=conversation.csv|DIR output=preds.csv
                            [causal=false] [workers=1] [cache_dir=null] [wp=null] [wf=null]
-                           [extractor_path=null]
+                           [extractor_path=null] [out_of_range=warn|refuse]
 
 input: a CSV with columns ``file`` (wav path, relative to the CSV's folder), ``speaker``
 (M/F or 0/1) and optionally ``dialogue``, one row per utterance in turn order; or a folder
@@ -15,12 +15,17 @@ causal=true: each utterance is predicted from the utterances before it (and itse
 as a live session would (see bridging.speech.inference). wp/wf: graph windows (default: the
 model's). extractor_path: where the HuBERT/wav2vec2 folder is now, if it moved (its weights
 must match the stored hash). workers: parallel feature extraction. cache_dir: keep
-per-file features there and reuse them on the next run.
+per-file features there and reuse them on the next run. out_of_range: a recording whose
+features lie far outside the model's training range (an all-silent or near-constant wav:
+more than 5% of the features beyond 10 training standard deviations, judged with the
+standardisation saved with the extractor) gets a one-line warning naming the file (warn), or
+stops the command (refuse).
 """
 
 from __future__ import annotations
 
 import sys
+import warnings
 
 KEYS = {
     "ckpt_path": None,
@@ -33,6 +38,7 @@ KEYS = {
     "wf": None,
     "extractor_path": None,
     "progress": None,
+    "out_of_range": "warn",
 }
 REQUIRED = ("ckpt_path", "input", "output")
 
@@ -86,20 +92,35 @@ def main(argv=None) -> int:
     from bridging.speech.inference import predict_audio
 
     overrides = {"path": cfg["extractor_path"]} if cfg["extractor_path"] else None
+    from bridging.io import OutputError
+    from bridging.speech.inference import FeatureRangeWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, *args, **kwargs):
+        if issubclass(category, FeatureRangeWarning):  # one line, naming the file
+            print(f"bridging-predict-audio: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, *args, **kwargs)
+
     try:
-        rows = predict_audio(
-            str(cfg["ckpt_path"]),
-            str(cfg["input"]),
-            str(cfg["output"]),
-            causal=bool(cfg["causal"]),
-            workers=int(cfg["workers"] or 1),
-            cache_dir=cfg["cache_dir"],
-            wp=cfg["wp"],
-            wf=cfg["wf"],
-            extractor_overrides=overrides,
-            progress=cfg["progress"],
-        )
-    except DataError as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", FeatureRangeWarning)
+            warnings.showwarning = show
+            rows = predict_audio(
+                str(cfg["ckpt_path"]),
+                str(cfg["input"]),
+                str(cfg["output"]),
+                causal=bool(cfg["causal"]),
+                workers=int(cfg["workers"] or 1),
+                cache_dir=cfg["cache_dir"],
+                wp=cfg["wp"],
+                wf=cfg["wf"],
+                extractor_overrides=overrides,
+                progress=cfg["progress"],
+                out_of_range=str(cfg["out_of_range"]),
+            )
+    except (DataError, OutputError) as exc:
         print(f"bridging-predict-audio: error: {exc}", file=sys.stderr)
         return 2
     mode = "causal" if cfg["causal"] else "batch"

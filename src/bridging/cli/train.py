@@ -1,18 +1,25 @@
-"""bridging-train: train a recipe (teacher, student, masked model) from the Hydra configs."""
+"""bridging-train: train a recipe (teacher, student, masked model) from the Hydra configs.
+
+A run dir that holds a finished run (metrics.json) or a killed one (checkpoints, no
+metrics.json) is never replaced: ``ckpt_path=last`` resumes it, ``overwrite=true`` replaces
+it deliberately. Errors are one line (``bridging-train: error: ...``, exit 2 for bad input;
+the traceback with HYDRA_FULL_ERROR=1).
+"""
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
-from bridging.paths import conf_dir
+from bridging.cli.common import hydra_command
 
 
-@hydra.main(version_base="1.3", config_path=conf_dir(), config_name="train")
+@hydra_command("bridging-train", "train")
 def main(cfg: DictConfig) -> float:
+    from bridging.rundir import check_run_dir
     from bridging.tracking import finish_wandb
     from bridging.training import train
 
+    check_run_dir(cfg.paths.output_dir, cfg.get("ckpt_path"), bool(cfg.get("overwrite", False)))
     try:
         metrics = train(cfg)
     finally:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import pickle
 import sys
-import tempfile
 import threading
 import types
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 from bridging.data.records import LABEL_SETS, Corpus, DataError, Dialogue
 from bridging.data.safe_pickle import safe_load
 from bridging.data.validate import (
+    check_dialogue_ids,
     check_label_range,
     check_not_four_way,
     map_speakers,
@@ -97,6 +97,8 @@ def cogmen_from_object(obj, *, label_set: str, where: str, check_labels: bool = 
         splits[split] = [
             _dialogue(s, where=where, split=split, index=i) for i, s in enumerate(samples)
         ]
+    # the file stores its own dev split: a dialogue in two splits (or twice) is leakage
+    check_dialogue_ids(where, {split: [d.id for d in ds] for split, ds in splits.items()})
     corpus = Corpus(
         splits=splits,
         label_names=LABEL_SETS[label_set],
@@ -154,8 +156,9 @@ def _sample_type() -> type:
     return type("Sample", (), {"__module__": "cogmen.Sample", "__qualname__": "Sample"})
 
 
-def write_cogmen(corpus: Corpus, path, *, protocol: int = 4) -> None:
-    """Write ``corpus`` in COGMEN's prepared layout (atomically).
+def write_cogmen(corpus: Corpus, path, *, protocol: int = 4, force: bool = False) -> None:
+    """Write ``corpus`` in COGMEN's prepared layout (atomically); an existing ``path`` is
+    refused (an OutputError) unless ``force``.
 
     Each dialogue becomes a Sample pickled as ``cogmen.Sample.Sample`` with ``text`` and
     ``sbert_sentence_embeddings`` both holding the t features (the real files' ``text`` holds
@@ -163,6 +166,9 @@ def write_cogmen(corpus: Corpus, path, *, protocol: int = 4) -> None:
     2-D ``sbert_sentence_embeddings`` array, as SentenceTransformer.encode returns. A missing
     modality is written as None.
     """
+    from bridging.io import atomic_output, refuse_existing
+
+    refuse_existing(path, force)
     sample_cls = _sample_type()
     data = {}
     for split in SPLITS:
@@ -180,17 +186,8 @@ def write_cogmen(corpus: Corpus, path, *, protocol: int = 4) -> None:
             s.sbert_sentence_embeddings = None if t is None else np.array(t, dtype=np.float32)
             out.append(s)
         data[split] = out
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh, _module_alias(sample_cls):
-            pickle.dump(data, fh, protocol=protocol)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(Path(path)) as tmp, open(tmp, "wb") as fh, _module_alias(sample_cls):
+        pickle.dump(data, fh, protocol=protocol)
 
 
 class _module_alias:

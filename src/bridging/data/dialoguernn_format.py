@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 
 from bridging.data.records import LABEL_SETS, Corpus, DataError, Dialogue
 from bridging.data.safe_pickle import safe_load
 from bridging.data.validate import (
+    check_dialogue_ids,
     check_not_four_way,
     convert_label_set,
     map_speakers,
@@ -103,6 +103,12 @@ def dialoguernn_from_object(
     test_ids = _ids(obj[8], name="testVid", where=where)
     n_dev = int(DEV_FRACTION * len(train_ids))
     order = {"train": train_ids[n_dev:], "dev": train_ids[:n_dev], "test": test_ids}
+    # dev is carved from trainVid: an id twice there, or in trainVid and testVid, is leakage
+    check_dialogue_ids(
+        where,
+        {s: [v if isinstance(v, str) else str(v) for v in ids] for s, ids in order.items()},
+        fields={"train": "trainVid", "dev": "trainVid", "test": "testVid"},
+    )
     # A modality whose dict is missing or empty is absent from the file.
     present = {m: i for m, i in MODALITY_FIELDS.items() if obj[i]}
     splits = {
@@ -158,14 +164,18 @@ def _dialogue(obj, vid, present: dict[str, int], *, where: str, split: str) -> D
     )
 
 
-def write_dialoguernn(corpus: Corpus, path, *, protocol: int = 2) -> None:
-    """Write ``corpus`` as a DialogueRNN 9-tuple (atomically).
+def write_dialoguernn(corpus: Corpus, path, *, protocol: int = 2, force: bool = False) -> None:
+    """Write ``corpus`` as a DialogueRNN 9-tuple (atomically); an existing ``path`` is
+    refused (an OutputError) unless ``force``.
 
     ``trainVid`` = dev dialogues then train dialogues, so that the reader's "first 10%" rule
     gives the same dev split back when len(dev) == int(0.1 * (len(dev) + len(train))); a
     warning says when it will not. Labels are written as stored (a 4-way corpus gives a
     4-way file, like DialogueRNN's IEMOCAP_features_4.pkl).
     """
+    from bridging.io import atomic_output, refuse_existing
+
+    refuse_existing(path, force)
     train = list(corpus.splits.get("dev", [])) + list(corpus.splits.get("train", []))
     test = list(corpus.splits.get("test", []))
     n_dev = len(corpus.splits.get("dev", []))
@@ -188,17 +198,8 @@ def write_dialoguernn(corpus: Corpus, path, *, protocol: int = 2) -> None:
                 tables[i][d.id] = list(d.features[m])
         tables[6][d.id] = list(d.sentences) if d.sentences is not None else [""] * n
     data = (*tables, [d.id for d in train], [d.id for d in test])
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(data, fh, protocol=protocol)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(Path(path)) as tmp, open(tmp, "wb") as fh:
+        pickle.dump(data, fh, protocol=protocol)
 
 
 __all__ = [

@@ -29,7 +29,8 @@ meta.json::
      "splits": {"train": {"file": "train.safetensors", "n_dialogues": K, "n_utterances": N,
                           "dialogue_ids": [...], "sentences": [[...], ...] or null}, ...}}
 
-Writes are atomic: everything goes to a temporary sibling, then ``os.replace``.
+Writes are atomic: everything goes to a temporary sibling, then ``os.replace``; an existing
+target is refused unless ``force=True`` (``bridging-data synth/convert --force``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +45,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from bridging.data.records import LABEL_SETS, Corpus, DataError, Dialogue
-from bridging.data.validate import convert_label_set
+from bridging.data.validate import check_dialogue_ids, convert_label_set
 
 FORMAT_NAME = "bridging-corpus"
 FORMAT_VERSION = 1
@@ -106,12 +106,18 @@ def _metadata(corpus: Corpus) -> dict:
     }
 
 
-def write_native(corpus: Corpus, path) -> Path:
+def write_native(corpus: Corpus, path, *, force: bool = False) -> Path:
     """Write ``corpus`` in bridging's format: a directory, or one file if ``path`` ends in
-    ``.safetensors``. Atomic; an existing native corpus at ``path`` is replaced, anything
-    else there is refused. Returns the path."""
+    ``.safetensors``. Atomic. An existing ``path`` is refused (an OutputError) unless
+    ``force``, which replaces an existing native corpus (a folder holding meta.json, or a
+    file); a folder that is not a bridging corpus is always refused. Files and folders get
+    the umask's mode. Returns the path."""
+    from bridging.io import atomic_output, make_temp_dir, refuse_existing, umask_files
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.is_dir() and not (path / META_FILE).is_file():
+        raise DataError(f"{path}: exists and is not a bridging corpus; refusing to overwrite it")
+    refuse_existing(path, force)
     meta = _metadata(corpus)
     modalities = meta["modalities"]
     if path.suffix == ".safetensors":
@@ -121,25 +127,17 @@ def write_native(corpus: Corpus, path) -> Path:
         for split, dialogues in corpus.splits.items():
             for k, v in _split_tensors(dialogues, modalities).items():
                 tensors[f"{split}/{k}"] = v
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata={HEADER_KEY: json.dumps(meta)})
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_output(path) as tmp:
+            save_file(tensors, str(tmp), metadata={HEADER_KEY: json.dumps(meta)})
         return path
-    if path.exists() and not (path.is_dir() and (path / META_FILE).is_file()):
-        raise DataError(f"{path}: exists and is not a bridging corpus; refusing to overwrite it")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = make_temp_dir(path)
     try:
         for split, dialogues in corpus.splits.items():
             save_file(_split_tensors(dialogues, modalities), str(tmp / f"{split}.safetensors"))
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
+        umask_files(tmp)
         if path.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            trash = make_temp_dir(path, ".old")
             os.replace(path, trash / "old")
             os.replace(tmp, path)
             shutil.rmtree(trash, ignore_errors=True)
@@ -214,6 +212,15 @@ def read_native(path, label_set: str | None = None) -> Corpus:
             combined = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as e:
             raise DataError(f"{where}: not a readable safetensors file: {e}") from None
+    # a dialogue id in two splits (or twice in one) is leakage
+    check_dialogue_ids(
+        where,
+        {
+            split: [str(v) for v in (info.get("dialogue_ids") or [])]
+            for split, info in meta["splits"].items()
+            if isinstance(info, dict)
+        },
+    )
     splits = {}
     for split, info in meta["splits"].items():
         if kind == "dir":

@@ -125,14 +125,20 @@ def load_corpus(
     return corpus
 
 
-def convert(in_path, out_path, format: str = "auto", label_set: str | None = None) -> Corpus:
+def convert(
+    in_path, out_path, format: str = "auto", label_set: str | None = None, force: bool = False
+) -> Corpus:
     """Convert data at ``in_path`` into bridging's format at ``out_path``; return the corpus.
 
     ``label_set`` None keeps the stored labels (a 6-way source stays 6-way; loading it later
-    as iemocap_4 applies the dropping rule).
+    as iemocap_4 applies the dropping rule). An existing ``out_path`` is refused unless
+    ``force`` (see :func:`~bridging.data.native.write_native`).
     """
+    from bridging.io import refuse_existing
+
+    refuse_existing(out_path, force)
     corpus = load_corpus(in_path, format=format, label_set=label_set)
-    write_native(corpus, out_path)
+    write_native(corpus, out_path, force=force)
     return corpus
 
 

@@ -195,6 +195,33 @@ def convert_label_set(corpus: Corpus, label_set: str) -> Corpus:
     )
 
 
+def check_dialogue_ids(where: str, splits: dict, fields: dict | None = None) -> None:
+    """Refuse leakage: a dialogue id listed twice in a split, or in two splits (train and
+    test, dev and test, train and dev). ``splits``: split -> ordered ids; ``fields``: split
+    -> the stored field it comes from (e.g. ``trainVid``), named in the message."""
+    fields = fields or {}
+
+    def name(split: str) -> str:
+        return f"split {split!r}" + (f" ({fields[split]})" if fields.get(split) else "")
+
+    seen: dict[str, tuple[str, int]] = {}
+    for split, ids in splits.items():
+        for i, vid in enumerate(ids):
+            first = seen.get(vid)
+            if first is None:
+                seen[vid] = (split, i)
+            elif first[0] == split:
+                raise DataError(
+                    f"{where}: dialogue id {vid!r} appears twice in {name(split)} (items "
+                    f"{first[1]} and {i}): each dialogue must be listed once"
+                )
+            else:
+                raise DataError(
+                    f"{where}: dialogue id {vid!r} is in {name(first[0])} and in "
+                    f"{name(split)}: a dialogue must be in one split only (leakage)"
+                )
+
+
 def validate_corpus(corpus: Corpus, modalities=None) -> Corpus:
     """Check a corpus for everything the tensors and models rely on; return it unchanged.
 
@@ -202,6 +229,7 @@ def validate_corpus(corpus: Corpus, modalities=None) -> Corpus:
     default: those of the first dialogue, which every dialogue must then have.
     """
     where = corpus.where()
+    check_dialogue_ids(where, {s: [d.id for d in ds] for s, ds in corpus.splits.items()})
     if corpus.label_set in LABEL_SETS and tuple(corpus.label_names) != LABEL_SETS[corpus.label_set]:
         raise DataError(
             f"{where}: label names {list(corpus.label_names)} do not match label set "
@@ -300,6 +328,7 @@ def validate_corpus(corpus: Corpus, modalities=None) -> Corpus:
 
 __all__ = [
     "validate_corpus",
+    "check_dialogue_ids",
     "convert_label_set",
     "check_label_range",
     "check_not_four_way",

@@ -507,6 +507,15 @@ def default_key(path) -> str:
     return f"{_SAFE_KEY.sub('_', p.stem)}-{h}"
 
 
+def _stderr_is_terminal() -> bool:
+    import sys
+
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def extract_files(
     pipeline: FeaturePipeline | Extractor,
     paths: Sequence,
@@ -522,7 +531,7 @@ def extract_files(
     extractor spec; files already there are loaded instead of extracted (resume).
     ``keys``: one cache key per file (default: :func:`default_key`). ``workers`` > 1 runs in
     parallel (processes or threads, as the extractor prefers). ``progress``: a tqdm bar
-    (default: when more than 20 files).
+    (default: when more than 20 files and stderr is a terminal).
     """
     extractor = pipeline.extractor if isinstance(pipeline, FeaturePipeline) else pipeline
     paths = [os.fspath(p) for p in paths]
@@ -568,7 +577,8 @@ def extract_files(
         return out
     from tqdm.auto import tqdm
 
-    show = progress if progress is not None else len(todo) > 20
+    # by default only on a terminal: into a log file every update would be a line
+    show = progress if progress is not None else len(todo) > 20 and _stderr_is_terminal()
     bar = tqdm(total=len(todo), desc=desc, unit="file", disable=not show, leave=False)
     workers = max(1, int(workers))
     try:

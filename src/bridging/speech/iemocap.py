@@ -338,7 +338,7 @@ def prepare_iemocap(root, out, cache_dir=None, **kw) -> Corpus:
     if cache_dir is None:
         cache_dir = out.with_name(out.name + ".cache")
     corpus = build_corpus(root, cache_dir=cache_dir, **kw)
-    write_native(corpus, out)
+    write_native(corpus, out, force=True)  # a rerun replaces its corpus (never another folder)
     return corpus
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,12 +65,32 @@ def graph_window(model, wp: int | None = None, wf: int | None = None):
         model.wp, model.wf = old
 
 
-def no_extractor_message(where: str) -> str:
+def no_extractor_message(where: str, spec=None) -> str:
+    name = spec.get("name") if isinstance(spec, dict) else None
+    what = (
+        f"its audio features are {name!r} (facts.extractors['a']), which bridging cannot "
+        "re-create from a wav file"
+        if name
+        else "the checkpoint stores no audio feature extractor (facts.extractors['a'])"
+    )
     return (
-        f"{where}: the checkpoint stores no audio feature extractor (facts.extractors['a']): "
-        "it was trained on features bridging cannot re-create from wav (e.g. the public 100-d "
-        "IEMOCAP audio features). Train on a dataset made by `bridging-data prepare-iemocap` "
-        "(eGeMAPS, ComParE or HuBERT features) to predict from audio."
+        f"{where}: predicting from wav files needs a model trained on features bridging "
+        f"extracted from wav files; {what} (e.g. synthetic data or the public IEMOCAP "
+        "pickles). Make one with `bridging-data prepare-iemocap ROOT OUT` (eGeMAPS, ComParE "
+        "or HuBERT features) and `bridging-train data=iemocap data.path=OUT "
+        "experiment=audio_only`."
+    )
+
+
+def recreatable(spec) -> bool:
+    """Whether ``spec`` describes an extraction bridging can re-create from wav files."""
+    from bridging.speech.extractors import EXTRACTORS
+
+    return (
+        isinstance(spec, dict)
+        and isinstance(spec.get("params"), dict)
+        and "version" in spec
+        and spec.get("name") in EXTRACTORS
     )
 
 
@@ -102,8 +123,8 @@ class SpeechModel:
         self.spec = (self.facts.extractors or {}).get("a")
         self.pipeline: FeaturePipeline | None = None
         if load_extractor:
-            if not self.spec:
-                raise DataError(no_extractor_message(self.where))
+            if not recreatable(self.spec):
+                raise DataError(no_extractor_message(self.where, self.spec))
             try:
                 self.pipeline = pipeline_from_spec(self.spec, extractor_overrides)
             except ExtractorError as exc:
@@ -194,7 +215,7 @@ class SpeechModel:
     def features(self, files, workers: int = 1, cache_dir=None, progress=None) -> np.ndarray:
         """Model-input features [T, D] of audio files (the stored extraction + projection)."""
         if self.pipeline is None:
-            raise DataError(no_extractor_message(self.where))
+            raise DataError(no_extractor_message(self.where, self.spec))
         return self.pipeline.features(
             files, workers=workers, cache_dir=cache_dir, progress=progress, desc="audio features"
         )
@@ -264,7 +285,7 @@ class Session:
         """Add one utterance (wav path, or waveform + ``sample_rate``) and predict it."""
         pipe = self.model.pipeline
         if pipe is None:
-            raise DataError(no_extractor_message(self.model.where))
+            raise DataError(no_extractor_message(self.model.where, self.model.spec))
         if isinstance(audio, (str, os.PathLike)):
             row = pipe.features_of(audio)
         else:
@@ -292,6 +313,44 @@ class Session:
         )
         self.n_added += 1
         return pred
+
+
+# -- features outside the training range -----------------------------------------------------
+#: a feature is far outside the training range beyond this many training standard deviations
+FAR_SD = 10.0
+#: an utterance is flagged when more than this share of its features is that far out (digital
+#: silence gives about 11% of the eGeMAPS features beyond 10 sd, real speech none)
+FAR_SHARE = 0.05
+OUT_OF_RANGE = ("warn", "refuse")
+
+
+class FeatureRangeWarning(UserWarning):
+    """Features of an utterance far outside the range of the model's training data."""
+
+
+def far_outside(pipeline, feats: np.ndarray) -> list[tuple[int, int, float, int]]:
+    """Utterances whose model-input features lie far outside the training data: ``(row,
+    features beyond FAR_SD, largest |z|, its feature index)`` for each. ``feats`` are the
+    pipeline's projected features; the training mean and std saved with the extractor
+    (``projection: standardize``) make them z-scores. Without a saved standardisation there
+    is no training range to compare with: nothing is flagged."""
+    if pipeline is None or not (pipeline.projection or {}).get("kind") == "standardize":
+        return []
+    z = np.abs(np.asarray(feats, dtype=np.float64))
+    far = (z > FAR_SD).sum(1)
+    out = []
+    for i in np.flatnonzero(far > FAR_SHARE * z.shape[1]):
+        j = int(z[i].argmax())
+        out.append((int(i), int(far[i]), float(z[i, j]), j))
+    return out
+
+
+def range_message(file, n_far: int, dim: int, largest: float, index: int) -> str:
+    return (
+        f"{file}: features far outside the model's training range ({n_far} of {dim} beyond "
+        f"{FAR_SD:g} training standard deviations, up to {largest:.1f} at feature {index}): "
+        "digital silence or a near-constant recording? its prediction is unreliable"
+    )
 
 
 # -- manifests ------------------------------------------------------------------------------
@@ -369,11 +428,22 @@ def predict_audio(
     wf=None,
     extractor_overrides=None,
     progress=None,
+    out_of_range: str = "warn",
 ) -> list[dict]:
     """Library side of ``bridging-predict-audio``: rows (dialogue if given, file, speaker,
-    pred, prob_<label>), written to ``output`` as CSV when given."""
-    from bridging.evaluation import write_csv
+    pred, prob_<label>), written to ``output`` as CSV when given.
 
+    ``out_of_range``: what to do with an utterance whose features lie far outside the
+    training range (:func:`far_outside`, e.g. an all-silent wav): ``warn`` (a
+    :class:`FeatureRangeWarning` naming the file, the prediction is still made) or
+    ``refuse`` (a DataError)."""
+    from bridging.evaluation import write_csv
+    from bridging.io import check_output_path
+
+    if out_of_range not in OUT_OF_RANGE:
+        raise DataError(f"out_of_range={out_of_range!r}: expected one of {list(OUT_OF_RANGE)}")
+    if output is not None:
+        check_output_path(output)
     entries = read_manifest(input)
     model = SpeechModel(ckpt_path, extractor_overrides)
     speakers = []
@@ -385,6 +455,11 @@ def predict_audio(
     feats = model.features(
         [e.path for e in entries], workers=workers, cache_dir=cache_dir, progress=progress
     )
+    for i, n_far, largest, index in far_outside(model.pipeline, feats):
+        msg = range_message(entries[i].path, n_far, feats.shape[1], largest, index)
+        if out_of_range == "refuse":
+            raise DataError(f"{msg} (out_of_range=refuse; out_of_range=warn predicts anyway)")
+        warnings.warn(msg, FeatureRangeWarning, stacklevel=2)
     groups: dict[str, list[int]] = {}
     for i, e in enumerate(entries):
         groups.setdefault(e.dialogue, []).append(i)
@@ -409,6 +484,8 @@ def predict_audio(
 
 
 __all__ = [
+    "FeatureRangeWarning",
+    "far_outside",
     "Prediction",
     "Session",
     "SpeechModel",

@@ -95,7 +95,9 @@ class SentenceEncoder:
         torch = self.torch
         texts = [(s or "").lower() if self.lower else (s or "") for s in sentences]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        show = progress if progress is not None else len(texts) > 200
+        from bridging.speech.extractors import _stderr_is_terminal
+
+        show = progress if progress is not None else len(texts) > 200 and _stderr_is_terminal()
         for lo in tqdm(range(0, len(texts), batch_size), disable=not show, desc="text"):
             enc = self.tokenizer(
                 texts[lo : lo + batch_size],

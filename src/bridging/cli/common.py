@@ -1,0 +1,184 @@
+"""What bridging's Hydra commands (bridging-train, -eval, -predict) share: errors as one line,
+quiet Lightning loggers.
+
+Every error is printed as ``<prog>: error: <message>`` (at most one more line suggesting the
+fix) and the command exits 2 for bad input (a DataError, a bad checkpoint, a bad config value,
+Hydra's own composition errors such as an unknown override key, an output that cannot be
+written) and 1 for anything else. ``HYDRA_FULL_ERROR=1`` restores Hydra's behaviour: the
+full traceback.
+
+How: the console entry point sets ``HYDRA_FULL_ERROR`` itself while Hydra runs, so Hydra
+re-raises instead of printing a traceback, and catches what comes out (composition errors,
+a failed multirun job); in a single run the task function catches the job's own error, so
+Hydra's "Error executing job" line is not printed either. A marker variable tells the
+processes started from a job (DDP workers re-run the command) that the setting is ours.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+import warnings
+
+FULL_ERROR = "HYDRA_FULL_ERROR"
+_OURS = "_BRIDGING_SHORT_ERRORS"
+#: loggers that print INFO lines (and Lightning's "litlogger" tip) on every run
+LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning_fabric", "lightning", "lightning.pytorch")
+
+
+def quiet_lightning() -> None:
+    """Lightning's loggers to WARNING: its INFO lines (GPU available, seed set, the litlogger
+    tip, checkpoint restored) go; warnings, the progress bar and bridging's headline stay.
+    Lightning sets its loggers to INFO when imported, so it is imported first."""
+    import pytorch_lightning  # noqa: F401
+
+    for name in LIGHTNING_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def full_errors() -> bool:
+    """Whether the user asked for tracebacks (HYDRA_FULL_ERROR=1 set by them, not by us)."""
+    value = os.environ.get(FULL_ERROR, "")
+    return value.lower() in ("1", "true", "yes") and not os.environ.get(_OURS)
+
+
+def _first_line(text: str) -> str:
+    for line in str(text).splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+#: exceptions that mean bad input (exit 2); anything else is an internal error (exit 1)
+def _bad_input_types() -> tuple[type, ...]:
+    import pickle
+
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from bridging.data.records import DataError
+    from bridging.io import OutputError
+
+    return (
+        DataError,
+        OutputError,
+        ValueError,
+        LookupError,
+        OSError,
+        pickle.UnpicklingError,
+        HydraException,
+        OmegaConfBaseException,
+    )
+
+
+def describe(exc: BaseException) -> tuple[str, str | None, int]:
+    """(message, hint or None, exit code) of an exception, the message on one line."""
+    from hydra.errors import HydraException, InstantiationException
+    from omegaconf.errors import OmegaConfBaseException
+
+    while isinstance(exc, InstantiationException) and exc.__cause__ is not None:
+        exc = exc.__cause__  # the error of the object the config builds, not Hydra's wrapper
+    code = 2 if isinstance(exc, _bad_input_types()) else 1
+    hint = None
+    if isinstance(exc, OmegaConfBaseException):
+        msg = _first_line(exc)
+        key = getattr(exc, "full_key", None)
+        if key and str(key) not in msg:
+            msg += f" (config key {key})"
+    elif isinstance(exc, HydraException):
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        msg = (lines[0] if lines else type(exc).__name__).rstrip(".")
+        cause = exc.__cause__
+        if cause is not None and _first_line(cause):
+            msg += f": {_first_line(cause)}"
+        rest = []
+        for ln in lines[1:]:
+            if ln.startswith("Config search path"):
+                break  # Hydra's internals, not the fix
+            rest.append(ln)
+        hint = " ".join(rest) or None
+    elif isinstance(exc, KeyError) and len(exc.args) == 1:
+        msg = f"missing key {exc.args[0]!r}"
+    else:
+        msg = _one_line(exc) or type(exc).__name__
+    if code == 1:
+        msg = f"{type(exc).__name__}: {msg}"
+        hint = f"(an internal error: {FULL_ERROR}=1 shows the traceback)"
+    return msg, hint, code
+
+
+def fail(prog: str, exc: BaseException):
+    """Print ``exc`` as ``<prog>: error: ...`` (and its hint) and exit with its code."""
+    msg, hint, code = describe(exc)
+    print(f"{prog}: error: {msg}", file=sys.stderr)
+    if hint:
+        print(hint, file=sys.stderr)
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+def _multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    except Exception:  # noqa: BLE001 - no Hydra app running
+        return False
+
+
+def hydra_command(prog: str, config_name: str):
+    """Decorator: turn a task function ``task(cfg)`` into the console entry point of a Hydra
+    app over ``conf/<config_name>.yaml`` whose errors are one line (see the module doc).
+    The entry point's ``task`` attribute is the undecorated function."""
+    import hydra
+
+    from bridging.paths import conf_dir
+
+    def wrap(task):
+        @functools.wraps(task)
+        def job(cfg):
+            quiet_lightning()
+            if full_errors() or _multirun():
+                # a sweep's failed job goes back to the sweeper (Optuna records a failed
+                # trial); what ends the sweep is printed by the entry point
+                return task(cfg)
+            try:
+                return task(cfg)
+            except Exception as exc:  # noqa: BLE001 - every error becomes one line
+                fail(prog, exc)
+
+        hydra_main = hydra.main(
+            version_base="1.3", config_path=conf_dir(), config_name=config_name
+        )(job)
+
+        @functools.wraps(task)
+        def main():
+            # a deprecation inside Lightning (torch's pytree API), nothing a user can act on
+            warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")
+            if full_errors():
+                return hydra_main()
+            saved = {k: os.environ.get(k) for k in (FULL_ERROR, _OURS)}
+            os.environ[FULL_ERROR] = "1"  # Hydra re-raises; the error is printed below
+            os.environ[_OURS] = "1"
+            try:
+                return hydra_main()
+            except Exception as exc:  # noqa: BLE001 - every error becomes one line
+                fail(prog, exc)
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+
+        main.task = task
+        return main
+
+    return wrap
