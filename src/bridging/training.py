@@ -132,7 +132,7 @@ def keep_checkpoints_option(cfg) -> str:
 
 def weights_only_checkpoint(path) -> bool:
     """Rewrite the checkpoint at ``path`` without its training state (optimiser, schedulers,
-    callback and random states), as Lightning's ``save_weights_only`` writes it: the weights,
+    callback and random states), like Lightning's ``save_weights_only``: the weights,
     hyper-parameters, epoch and bridging facts stay, so bridging-eval, bridging-predict and a
     student's teacher loading work. Returns whether anything was removed."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -147,19 +147,19 @@ def weights_only_checkpoint(path) -> bool:
 def finish_checkpoints(trainer, best, keep: str) -> list[str]:
     """What a finished run keeps: ``full``: every checkpoint as written; ``best_weights``:
     only ``best`` (weights-only), every other checkpoint of the run's ModelCheckpoint
-    callbacks (``last.ckpt``, further top-k files) removed. Returns the removed paths."""
-    if keep == "full":
+    callbacks (``last.ckpt``, further top-k files) removed. A run without a best checkpoint
+    keeps what it has. Returns the removed paths."""
+    if keep == "full" or not best or not os.path.exists(best):
         return []
     removed = []
-    best = os.path.abspath(best) if best else None
+    best = os.path.abspath(best)
     for cb in trainer.checkpoint_callbacks:
         paths = {cb.best_model_path, cb.last_model_path, *getattr(cb, "best_k_models", {})}
         for p in sorted(x for x in paths if x):
             if os.path.abspath(p) != best and os.path.exists(p):
                 os.unlink(p)
                 removed.append(p)
-    if best and os.path.exists(best):
-        weights_only_checkpoint(best)
+    weights_only_checkpoint(best)
     return removed
 
 
