@@ -1,4 +1,4 @@
-"""COGMEN's per-node classifier (METHOD.md section 2.4).
+"""COGMEN's per-node classifier (docs/method.md 2.4).
 
 [optional one-layer highway] -> Linear(in -> hidden) -> ReLU -> Dropout -> Linear(hidden -> C).
 Returns scores (pre-log_softmax logits). Names (lin1, lin2, highway.{nonlinear,linear,gate}.0)

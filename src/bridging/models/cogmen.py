@@ -1,4 +1,4 @@
-"""COGMEN (METHOD.md section 2): sequence context -> dialogue graph GNN -> classifier.
+"""COGMEN (docs/method.md 2): sequence context -> dialogue graph GNN -> classifier.
 
 Plain ``nn.Module``; no Lightning inside. Inputs are padded batches (the modalities already
 concatenated in the order a, t, v); outputs are flat over the real utterances, dialogue-major

@@ -1,4 +1,4 @@
-"""COGMEN's graph network (METHOD.md section 2.3).
+"""COGMEN's graph network (docs/method.md 2.3).
 
 RGCNConv(g -> hidden, 2 * n_speakers^2 relations; mean aggregation per relation, root
 weight, bias, no basis decomposition) -> TransformerConv(hidden -> hidden, H heads, concat,

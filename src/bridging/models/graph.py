@@ -1,4 +1,4 @@
-"""Dialogue graphs for COGMEN (METHOD.md section 2.2), built with tensor operations only.
+"""Dialogue graphs for COGMEN (docs/method.md 2.2), built with tensor operations only.
 
 Nodes are the real utterances of a batch, flat and dialogue-major: node ``k`` of dialogue
 ``b`` has index ``offset_b + k`` where ``offset_b = sum(lengths[:b])``. For every utterance

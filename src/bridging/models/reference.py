@@ -1,4 +1,4 @@
-"""Import of checkpoints saved by the reference COGMEN code (METHOD.md section 6).
+"""Import of checkpoints saved by the reference COGMEN code (docs/method.md 2, checkpoints).
 
 The reference saves ``torch.save({"args": argparse.Namespace, "state_dict": <the whole
 pickled COGMEN nn.Module>})``. Loading such a file normally needs the reference package
@@ -382,7 +382,7 @@ def _module_tensors(module: Any, prefix: str, out: dict[str, Tensor], seen: set[
             _module_tensors(child, f"{prefix}{name}.", out, seen)
 
 
-#: Reference modules that the forward pass never uses (METHOD.md section 6).
+#: Reference modules that the forward pass never uses (docs/method.md 2, reference checkpoints).
 DROPPED_PREFIXES = (
     "rnn.encoding_layer.",
     "rnn.LayerNorm.",

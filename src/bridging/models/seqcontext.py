@@ -1,4 +1,4 @@
-"""Sequence context over each dialogue (METHOD.md section 2.1).
+"""Sequence context over each dialogue (docs/method.md 2.1).
 
 - ``transformer``: ``nn.TransformerEncoder`` (d_model = input size, heads by
   :func:`transformer_heads`, feed-forward 2048, ReLU, post-norm, batch_first, dropout =
@@ -22,7 +22,7 @@ no mask, unchanged (bit-identical to it). For the recurrent variants both modes 
 Outputs are flat over the real utterances, dialogue-major: [N, output_size].
 
 Attribute names follow the reference (``transformer_encoder``, ``transformer_out``, ``rnn``)
-so that reference checkpoints map one to one (METHOD.md section 6).
+so that reference checkpoints map one to one (docs/method.md 2, reference checkpoints).
 """
 
 from __future__ import annotations
