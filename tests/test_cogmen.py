@@ -156,7 +156,8 @@ def test_grouped_attention_equals_the_plain_computation(seed, train, monkeypatch
     x.requires_grad_(True)
     mask = torch.arange(x.shape[1])[None, :] < lengths[:, None]
     torch.manual_seed(seed)
-    seq = SeqContext(d, "transformer", nlayer=3, drop_rate=0.3).train(train)
+    seq = SeqContext(d, "transformer", nlayer=3, drop_rate=0.3, dropout_masks="torch")
+    seq.train(train)
     assert len(AttentionPlan(mask, seq.nhead).groups) > 1  # really split
     w = torch.randn(int(lengths.sum()), seq.output_size, generator=gen)
     got, got_g = _outputs_and_grads(lambda: seq(x, lengths, mask), seq, x, w, seed)
@@ -180,13 +181,14 @@ def test_grouped_attention_equals_the_plain_computation(seed, train, monkeypatch
 
 
 def test_grouped_attention_draws_the_same_random_numbers(monkeypatch):
-    """The dropout masks are those of the plain computation, and the generator ends in the
-    same state (later draws, e.g. the next batch's shuffling, are unchanged)."""
+    """With dropout_masks="torch", the dropout masks are those of the plain computation, and
+    the generator ends in the same state (later draws, e.g. the next batch's shuffling, are
+    unchanged)."""
     import bridging.models.seqcontext as seqcontext
 
     monkeypatch.setattr(seqcontext, "GROUP_OVERHEAD", 300)
     torch.manual_seed(0)
-    seq = SeqContext(28, "transformer", nlayer=2, drop_rate=0.5).train()
+    seq = SeqContext(28, "transformer", nlayer=2, drop_rate=0.5, dropout_masks="torch").train()
     x, lengths, _ = make_batch([3, 17, 9, 30, 2, 25], 28, seed=4)
     mask = torch.arange(x.shape[1])[None, :] < lengths[:, None]
     assert len(AttentionPlan(mask, seq.nhead).groups) > 1

@@ -51,7 +51,10 @@ class COGMEN(nn.Module):
     - ``concat_gin_gout``: feed [GNN input | GNN output] to the classifier;
     - ``use_highway``: one highway layer before the classifier;
     - ``class_weights``: per-class NLL weights (e.g. 1 / training-split frequency);
-    - ``pad_mode``: ``"mask"`` (padding masked out of attention) or ``"reference"``.
+    - ``pad_mode``: ``"mask"`` (padding masked out of attention) or ``"reference"``;
+    - ``dropout_masks``: ``"lanes"`` (cheap masks, :mod:`bridging.models.dropout`) or
+      ``"torch"`` (``F.dropout``'s masks, as runs made before) in the sequence context's
+      packed encoder (``pad_mode="mask"``).
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class COGMEN(nn.Module):
         use_highway: bool = False,
         class_weights: Sequence[float] | Tensor | None = None,
         pad_mode: str = "mask",
+        dropout_masks: str = "lanes",
     ) -> None:
         super().__init__()
         if gnn not in GNN_KINDS:
@@ -100,6 +104,7 @@ class COGMEN(nn.Module):
             nlayer=seqcontext_nlayer,
             drop_rate=drop_rate,
             pad_mode=pad_mode,
+            dropout_masks=dropout_masks,
         )
         g = self.rnn.output_size
         if gnn == "none":

@@ -11,9 +11,12 @@ so a dialogue's outputs do not depend on the other dialogues of its batch; it ru
 encoder layers' per-token work (projections, feed-forward, norms) on the real utterances only,
 the attention per group of dialogues of similar length (:class:`AttentionPlan`), and the
 matrix products into row-aligned buffers (:func:`bridging.models.aligned.aligned_linear`):
-same parameters and result as ``nn.TransformerEncoder`` with ``src_key_padding_mask``, with
-the same dropout masks for a seed as one padded attention block (tested to 1e-5, outputs and
-gradients), at about half the work of the padded computation at IEMOCAP's length spread.
+same parameters and result as ``nn.TransformerEncoder`` with ``src_key_padding_mask`` (tested
+to 1e-5, outputs and gradients, in eval mode and, with ``dropout_masks="torch"``, in train
+mode with the same dropout masks for a seed as one padded attention block), at about half
+the work of the padded computation at IEMOCAP's length spread. ``dropout_masks="lanes"``
+(the default) draws the dropout masks four elements per 64-bit random word and the attention
+masks per length group only (:mod:`bridging.models.dropout`).
 ``pad_mode="reference"`` reproduces the reference code, where the zero vectors at padded
 positions take part in attention: the stock ``nn.TransformerEncoder`` over the padded batch,
 no mask, unchanged (bit-identical to it). For the recurrent variants both modes are the same
@@ -35,6 +38,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from bridging.models.aligned import aligned_linear
+from bridging.models.dropout import DROPOUT_MASKS, dropout, lane_keep_mask
 
 PAD_MODES = ("mask", "reference")
 SEQ_KINDS = ("transformer", "lstm", "gru")
@@ -60,12 +64,17 @@ class SeqContext(nn.Module):
         drop_rate: float = 0.5,
         pad_mode: str = "mask",
         dim_feedforward: int = 2048,
+        dropout_masks: str = "lanes",
     ) -> None:
         super().__init__()
         if rnn not in SEQ_KINDS:
             raise ValueError(f"unknown sequence context {rnn!r}: expected one of {SEQ_KINDS}")
         if pad_mode not in PAD_MODES:
             raise ValueError(f"unknown pad_mode {pad_mode!r}: expected one of {PAD_MODES}")
+        if dropout_masks not in DROPOUT_MASKS:
+            raise ValueError(
+                f"unknown dropout_masks {dropout_masks!r}: expected one of {DROPOUT_MASKS}"
+            )
         if nlayer < 1:
             raise ValueError(f"sequence context needs at least one layer, got {nlayer}")
         self.input_size = int(input_size)
@@ -73,6 +82,7 @@ class SeqContext(nn.Module):
         self.hidden_size = int(hidden_size)
         self.nlayer = int(nlayer)
         self.pad_mode = pad_mode
+        self.dropout_masks = dropout_masks
         if rnn == "transformer":
             self.nhead = transformer_heads(self.input_size)
             layer = nn.TransformerEncoderLayer(
@@ -140,16 +150,18 @@ class SeqContext(nn.Module):
         b, t, d = x.shape
         plan = AttentionPlan(mask, self.nhead)
         h = x.reshape(b * t, d).index_select(0, plan.flat_index)
+        masks, train = self.dropout_masks, self.training
         for layer in self.transformer_encoder.layers:
             attn = layer.self_attn
+            p = layer.dropout.p if train else 0.0  # the layer's one dropout rate
             qkv = aligned_linear(h, attn.in_proj_weight, attn.in_proj_bias)  # [N, 3D]
-            p = attn.dropout if self.training else 0.0
-            o = plan.attention(qkv, attn.num_heads, p)  # [N, D]
+            o = plan.attention(qkv, attn.num_heads, attn.dropout if train else 0.0, masks)
             o = aligned_linear(o, attn.out_proj.weight, attn.out_proj.bias)
-            h = layer.norm1(h + layer.dropout1(o))
+            h = layer.norm1(h + dropout(o, p, train, masks))
             ff = layer.activation(aligned_linear(h, layer.linear1.weight, layer.linear1.bias))
-            ff = aligned_linear(layer.dropout(ff), layer.linear2.weight, layer.linear2.bias)
-            h = layer.norm2(h + layer.dropout2(ff))
+            ff = dropout(ff, p, train, masks)
+            ff = aligned_linear(ff, layer.linear2.weight, layer.linear2.bias)
+            h = layer.norm2(h + dropout(ff, p, train, masks))
         return h
 
 
@@ -222,19 +234,23 @@ class AttentionPlan:
         self.inverse = torch.empty_like(order)
         self.inverse[order] = torch.arange(self.n, device=device)
 
-    def attention(self, qkv: Tensor, heads: int, dropout_p: float = 0.0) -> Tensor:
+    def attention(
+        self, qkv: Tensor, heads: int, dropout_p: float = 0.0, masks: str = "torch"
+    ) -> Tensor:
         """Multi-head self-attention of the flat ``qkv`` [N, 3D] (queries, keys, values as
         ``nn.MultiheadAttention``'s in-projection gives them), padded keys masked out, with
         dropout ``dropout_p`` on the attention weights -> flat [N, D].
 
-        The dropout mask is drawn over the whole padded [B, heads, T, T] batch, as
-        ``F.scaled_dot_product_attention`` draws it, so a seed gives the same masks as the
-        plain (one padded block) computation; each group uses its part of it.
+        ``masks="torch"``: the dropout mask is drawn with ``bernoulli_`` over the whole
+        padded [B, heads, T, T] batch, as ``F.scaled_dot_product_attention`` draws it, so a
+        seed gives the same masks as the plain (one padded block) computation; each group
+        uses its part of it. ``masks="lanes"``: each group draws only its own [n_g, heads,
+        T_g, T_g] mask with :func:`bridging.models.dropout.lane_keep_mask`.
         """
         d = qkv.shape[1] // 3
         hd = d // heads
         noise = None
-        if dropout_p > 0.0:
+        if dropout_p > 0.0 and masks == "torch":
             keep = 1.0 - dropout_p
             noise = qkv.new_empty(self.b, heads, self.t, self.t).bernoulli_(keep).div_(keep)
         outs = []
@@ -242,14 +258,18 @@ class AttentionPlan:
             n_g = dialogues.numel()
             g = qkv.index_select(0, gather).view(n_g, t_g, 3, heads, hd)
             q, k, v = g.permute(2, 0, 3, 1, 4).unbind(0)  # [n_g, heads, T_g, hd] each
-            if noise is None:
+            if dropout_p <= 0.0:
                 o = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
             else:
                 scores = torch.matmul(q, k.transpose(-2, -1)) * hd**-0.5
                 scores = scores.masked_fill(~key_mask, float("-inf"))
                 weights = torch.softmax(scores, dim=-1)
-                weights = weights * noise[:, :, :t_g, :t_g].index_select(0, dialogues)
-                o = torch.matmul(weights, v)
+                if noise is not None:
+                    group_noise = noise[:, :, :t_g, :t_g].index_select(0, dialogues)
+                else:
+                    kept, scale = lane_keep_mask((n_g, heads, t_g, t_g), dropout_p, qkv.device)
+                    group_noise = kept.to(weights.dtype).mul_(scale)
+                o = torch.matmul(weights * group_noise, v)
             outs.append(o.transpose(1, 2).reshape(n_g * t_g, d).index_select(0, real))
         out = outs[0] if len(outs) == 1 else torch.cat(outs)
         return out.index_select(0, self.inverse)
