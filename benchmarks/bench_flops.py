@@ -9,7 +9,7 @@ batch 32 dialogues) on the configured data (the default corpus unless overridden
     forward and backward of every training batch), and the FLOPs a padding-free computation
     needs (every dialogue alone, batch of one: no padded position anywhere);
 (c) the FLOP limit of an epoch = FLOPs / (a);
-(d) the whole-process epoch time: ``bridging.training.train`` (the library side of
+(d) the whole-process epoch time: ``bridging.runs.experiment.train`` (the library side of
     ``bridging-train``: real Trainer, validation, both checkpoints each epoch, CSV logger),
     the period between consecutive epoch starts after the first (startup excluded), plus
     what the end of the run costs (waiting for the last checkpoint, final validate + test);
@@ -143,7 +143,7 @@ def attention_overheads(cfg, threads: int, overheads=(0, 20_000, 60_000, 200_000
     (1e12: one group, the whole padded batch)."""
     import bridging.models.seqcontext as seqcontext
     from bridging.models.seqcontext import AttentionPlan
-    from bridging.training import build_datamodule
+    from bridging.runs.train import build_datamodule
 
     torch.set_num_threads(threads)
     dm = build_datamodule(cfg)
@@ -201,7 +201,7 @@ def _count(fn) -> int:
 
 def epoch_flops(cfg) -> dict:
     """FLOPs of one training epoch, as performed and padding-free (forward + backward)."""
-    from bridging.training import build_datamodule, build_recipe
+    from bridging.runs.train import build_datamodule, build_recipe
 
     pl.seed_everything(int(cfg.seed), workers=True)
     dm = build_datamodule(cfg)
@@ -236,7 +236,7 @@ def epoch_flops(cfg) -> dict:
 
 def whole_process(cfg, out_dir: Path) -> dict:
     """Time ``train(cfg)``: startup, every epoch period, the end of fit, final eval."""
-    from bridging.training import train
+    from bridging.runs.experiment import train
 
     CLOCK.clear()
     t0 = time.perf_counter()
@@ -273,27 +273,19 @@ def whole_process(cfg, out_dir: Path) -> dict:
 
 
 def compose(overrides: list[str], out_dir: Path, epochs: int):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from bridging.config import compose as compose_config
 
-    from bridging.paths import conf_dir
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-        cfg = hydra_compose(
-            "train",
-            overrides=[
-                "experiment=teacher",
-                f"paths.output_dir={out_dir}",
-                f"trainer.max_epochs={epochs}",
-                "trainer.enable_progress_bar=false",
-                f"+callbacks.epoch_clock._target_={__name__}.EpochClock",
-                *overrides,
-            ],
-        )
-    GlobalHydra.instance().clear()
-    return cfg
+    return compose_config(
+        "train",
+        [
+            "experiment=teacher",
+            f"paths.output_dir={out_dir}",
+            f"trainer.max_epochs={epochs}",
+            "trainer.enable_progress_bar=false",
+            f"+callbacks.epoch_clock._target_={__name__}.EpochClock",
+            *overrides,
+        ],
+    )
 
 
 def main(argv=None):

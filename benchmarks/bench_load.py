@@ -95,14 +95,17 @@ def main(argv=None) -> None:
     from bridging.data.datamodule import IEMOCAPDataModule
 
     def load_and_build():
-        dm = IEMOCAPDataModule(path=str(path), label_set="iemocap_6", modalities=["a", "t", "v"],
-                               batch_size=32)
+        dm = IEMOCAPDataModule(
+            path=str(path), label_set="iemocap_6", modalities=["a", "t", "v"], batch_size=32
+        )
         dm.setup()
         return dm
 
     med, best, dm = timed(load_and_build, args.repeat)
-    print(f"\nDataModule setup (DialogueRNN 6-way file: load + validate + tensors): "
-          f"median {med:.3f} s, best {best:.3f} s (target < 3 s)")
+    print(
+        f"\nDataModule setup (DialogueRNN 6-way file: load + validate + tensors): "
+        f"median {med:.3f} s, best {best:.3f} s (target < 3 s)"
+    )
 
     def epoch():
         n = 0
@@ -112,8 +115,10 @@ def main(argv=None) -> None:
         return n
 
     med, best, n = timed(epoch, max(args.repeat, 10))
-    print(f"one epoch of batches over all splits ({n} utterances, batch 32, no model): "
-          f"median {med * 1000:.1f} ms, best {best * 1000:.1f} ms (target < 200 ms)")
+    print(
+        f"one epoch of batches over all splits ({n} utterances, batch 32, no model): "
+        f"median {med * 1000:.1f} ms, best {best * 1000:.1f} ms (target < 200 ms)"
+    )
     if tmp is not None:
         tmp.cleanup()
 

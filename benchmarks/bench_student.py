@@ -32,6 +32,7 @@ import torch
 from bridging.data.datamodule import IEMOCAPDataModule
 from bridging.recipes.student import StudentRecipe
 from bridging.recipes.teacher import TeacherRecipe
+from bridging.runs.teacher import attach_teacher
 
 MODEL = dict(seqcontext_nlayer=4, gnn_nheads=7, drop_rate=0.1, wp=5, wf=5)
 
@@ -83,7 +84,7 @@ def main(argv=None):
     for name, opts in specs.items():
         student = StudentRecipe(facts=facts, modalities=["a"], model=MODEL, kd=opts)
         student.set_teacher(teacher, "random-teacher")
-        student.prepare(datamodule=dm)  # fills the cache for the training split
+        attach_teacher(student, None, dm)  # fills the cache for the training split
         variants[name] = student
     opts = {
         n: torch.optim.Adam(

@@ -14,22 +14,13 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 @pytest.fixture
 def compose_cfg(tmp_path):
     """compose_cfg(config_name="train", overrides=[...]) -> DictConfig, outputs in tmp_path."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from bridging.paths import conf_dir
+    from bridging.config import compose
 
     def _compose(overrides=(), config_name="train", output_dir=None):
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-            out = output_dir or tmp_path / "run"
-            return compose(
-                config_name=config_name,
-                overrides=[f"paths.output_dir={out}", *overrides],
-            )
+        out = output_dir or tmp_path / "run"
+        return compose(config_name, [f"paths.output_dir={out}", *overrides])
 
-    yield _compose
-    GlobalHydra.instance().clear()
+    return _compose
 
 
 TINY = ["debug=tiny", "logger=none"]

@@ -330,10 +330,11 @@ def test_detect_format_and_load_errors(tmp_path):
     with pytest.raises(DataError, match=r"no such file"):
         detect_format(tmp_path / "nothing.pkl")
     with pytest.raises(
-        DataError, match=r"unknown data format 'csv': known formats are cogmen, dialoguernn, native"
+        DataError,
+        match=r"unknown data format 'csv': known formats are cogmen, dialoguernn, meld, native",
     ):
         load_corpus(tmp_path, format="csv")
-    assert FORMATS == ("cogmen", "dialoguernn", "native")
+    assert FORMATS == ("cogmen", "dialoguernn", "meld", "native")
     odd = tmp_path / "odd.pkl"
     odd.write_bytes(pickle.dumps({"x": [1, 2]}))
     with pytest.raises(

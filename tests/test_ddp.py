@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bridging.evaluation import evaluate
+from bridging.runs.evaluate import evaluate
 
 
 @pytest.mark.slow

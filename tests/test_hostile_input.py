@@ -25,7 +25,7 @@ from bridging.data.native import read_native, write_native
 from bridging.data.records import DataError
 from bridging.data.synthetic import synthesize
 from bridging.data.validate import validate_corpus
-from bridging.io import OutputError
+from bridging.files import OutputError
 
 BIN = Path(sys.executable).parent
 TINY = ["debug=tiny", "logger=none"]
@@ -243,7 +243,7 @@ def test_run_outputs_get_the_umask_mode(trained):
 
 def test_data_eval_and_prediction_files_get_the_umask_mode(trained, tmp_path):
     from bridging.cli.data import main as data_main
-    from bridging.evaluation import evaluate, predict
+    from bridging.runs.evaluate import evaluate, predict
 
     out, _ = trained
     old = os.umask(0o022)
@@ -324,7 +324,7 @@ def odd_data(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["same_total", "other_total"])
 def test_eval_and_predict_check_every_modality_size(trained, odd_data, tmp_path, name):
-    from bridging.evaluation import evaluate, predict
+    from bridging.runs.evaluate import evaluate, predict
 
     ckpt = trained[0] / "checkpoints" / "best.ckpt"
     path = odd_data / f"{name}.pkl"
@@ -347,7 +347,7 @@ def test_eval_and_predict_check_every_modality_size(trained, odd_data, tmp_path,
 
 
 def test_a_four_way_model_on_six_way_data_is_refused_by_name(trained, odd_data):
-    from bridging.evaluation import evaluate
+    from bridging.runs.evaluate import evaluate
 
     ckpt = trained[0] / "checkpoints" / "best.ckpt"
     path = odd_data / "six_way.pkl"
@@ -413,7 +413,7 @@ def bad_messages(root, key, shape_of) -> dict:
 
 @pytest.mark.parametrize("name", ["evil", "foreign", "nohp", "shape"])
 def test_resume_from_a_bad_checkpoint_names_the_file_and_field(bad_ckpts, tmp_path, name):
-    from bridging.training import train
+    from bridging.runs.experiment import train
 
     root, key = bad_ckpts
 
@@ -433,7 +433,7 @@ def test_resume_from_a_bad_checkpoint_names_the_file_and_field(bad_ckpts, tmp_pa
 
 
 def test_resume_checks_sizes_modalities_and_the_training_state(trained, tmp_path):
-    from bridging.training import train
+    from bridging.runs.experiment import train
 
     out = trained[0]
     last, best = out / "checkpoints" / "last.ckpt", out / "checkpoints" / "best.ckpt"
@@ -451,7 +451,7 @@ def test_resume_checks_sizes_modalities_and_the_training_state(trained, tmp_path
                 [
                     f"paths.output_dir={tmp_path}/b",
                     *TINY,
-                    "experiment=audio_only",
+                    "modalities=[a]",
                     f"ckpt_path={last}",
                 ]
             )
@@ -665,7 +665,7 @@ def test_hydra_composition_and_config_errors_are_one_line(trained, tmp_path, cap
     assert cli(eval_main, "ckpt_path=x", "data=nothere", f"hydra.run.dir={tmp_path}/e") == 2
     assert err_lines(capsys) == [
         "bridging-eval: error: In 'eval': Could not find 'data/nothere'",
-        "Available options in 'data': iemocap synthetic tiny",
+        "Available options in 'data': iemocap meld synthetic synthetic_meld tiny tiny_meld",
     ]
     assert (
         cli(
@@ -804,12 +804,7 @@ def test_predict_audio_with_a_model_of_pickle_features_says_how_to_make_one(
 
     ckpt = trained[0] / "checkpoints" / "best.ckpt"
     (tmp_path / "c.csv").write_text("file,speaker\na.wav,M\n")
-    assert (
-        predict_audio_main(
-            [f"ckpt_path={ckpt}", f"input={tmp_path}/c.csv", f"output={tmp_path}/p.csv"]
-        )
-        == 2
-    )
+    assert predict_audio_main([str(ckpt), f"{tmp_path}/c.csv", f"{tmp_path}/p.csv"]) == 2
     assert err_lines(capsys) == [
         f"bridging-predict-audio: error: {ckpt}: predicting from wav files needs a model "
         "trained on features bridging extracted from wav files; its audio features are "
@@ -839,7 +834,7 @@ def test_real_commands_exit_2_with_one_line_and_full_error_shows_the_traceback(t
 
 
 def test_atomic_writers_name_the_output_not_their_temporary_file(tmp_path):
-    from bridging.io import atomic_write_json
+    from bridging.files import atomic_write_json
 
     (tmp_path / "metrics.json").mkdir()
     with pytest.raises(OutputError) as e:
@@ -862,9 +857,9 @@ def speech_model(tmp_path_factory):
     """A tiny audio-only model trained on eGeMAPS features of a fake IEMOCAP release
     (standardised with the training split's mean and std, saved with the extractor)."""
     pytest.importorskip("opensmile")
+    from bridging.runs.experiment import train
     from bridging.speech.iemocap import prepare_iemocap
     from bridging.speech.testing import write_fake_release
-    from bridging.training import train
 
     root = tmp_path_factory.mktemp("speech")
     written = write_fake_release(root / "release")
@@ -913,15 +908,14 @@ def test_an_all_silent_wav_gets_a_one_line_warning_or_is_refused(speech_model, t
         "digital silence or a near-constant recording? its prediction is unreliable"
     )
     out = tmp_path / "p.csv"
-    args = [f"ckpt_path={ckpt}", f"input={tmp_path}/c.csv", f"output={out}"]
+    args = [str(ckpt), f"{tmp_path}/c.csv", str(out)]
     assert predict_audio_main(args) == 0
     assert err_lines(capsys) == [f"bridging-predict-audio: warning: {msg}"]
     assert len(out.read_text().splitlines()) == 4  # the prediction is still made
     out.unlink()
-    assert predict_audio_main([*args, "out_of_range=refuse"]) == 2
+    assert predict_audio_main([*args, "--out-of-range", "refuse"]) == 2
     assert err_lines(capsys) == [
-        f"bridging-predict-audio: error: {msg} (out_of_range=refuse; out_of_range=warn "
-        "predicts anyway)"
+        f"bridging-predict-audio: error: {msg} (refused: out of range; 'warn' predicts anyway)"
     ]
     assert not out.exists()
 

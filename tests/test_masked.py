@@ -12,27 +12,21 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from bridging.evaluation import evaluate
 from bridging.masking import SCENARIOS, ModalityMask
 from bridging.recipes import load_recipe
 from bridging.recipes.masked import MASK_STATE_KEY, MaskedRecipe
-from bridging.training import train
+from bridging.runs.evaluate import evaluate
+from bridging.runs.experiment import train
 from conftest import TINY
 
 EXPERIMENTS = ["masked", "masked_nognn", "av_speech_only"]
 
 
 def _train(tmp_path_factory, name, overrides, tiny=TINY):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from bridging.paths import conf_dir
+    from bridging.config import compose
 
     out = tmp_path_factory.mktemp(name)
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.output_dir={out}", *tiny, *overrides])
-    GlobalHydra.instance().clear()
+    cfg = compose("train", [f"paths.output_dir={out}", *tiny, *overrides])
     return out, train(cfg)
 
 
@@ -52,7 +46,7 @@ def masked_run(tmp_path_factory):
 def test_experiments_compose(compose_cfg, name):
     cfg = compose_cfg([f"experiment={name}"])
     assert cfg.experiment_name == name
-    assert list(cfg.modalities) == ["a", "v"] and list(cfg.eval.keep) == ["a"]
+    assert list(cfg.modalities) == ["a", "v"] and list(cfg.eval.modalities) == ["a"]
     assert (cfg.model.seqcontext_nlayer, cfg.model.gnn_nheads, cfg.model.drop_rate) == (4, 7, 0.1)
     if name.startswith("masked"):
         assert cfg.recipe._target_ == "bridging.recipes.masked.MaskedRecipe"
@@ -108,17 +102,9 @@ AUTHORS_POINTS = [(0.1, 0.1, 0.2, 0.2), (0.3, 0.3, 0.2, 0.2)]
 
 
 def _compose_with_hydra(overrides):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from bridging.config import compose
 
-    from bridging.paths import conf_dir
-
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-            return compose("train", overrides, return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
+    return compose("train", overrides, return_hydra_config=True)
 
 
 def test_mask_grid_contains_the_authors_points(compose_cfg):
@@ -199,7 +185,7 @@ def test_checkpoint_loads_as_masked_recipe(masked_run):
     out, _ = masked_run
     recipe = load_recipe(out / "checkpoints" / "best.ckpt", expect="masked")
     assert isinstance(recipe, MaskedRecipe)
-    assert recipe.eval_keep == ["a"] and recipe.modalities == ["a", "v"]
+    assert recipe.eval_modalities == ["a"] and recipe.modalities == ["a", "v"]
     assert recipe.masker.probs["p_other_full"] == pytest.approx(0.1)
 
 
@@ -242,7 +228,7 @@ def _tiny_recipe(mask, seed=0, modalities=("a", "v")):
 def test_training_batches_are_masked_and_evaluation_is_not_random():
     only_other = {"p_none": 0, "p_audio_full": 0, "p_other_full": 1, "p_random": 0}
     recipe, batch = _tiny_recipe(only_other, modalities=("a", "t", "v"))
-    assert recipe.eval_keep == ["a"]
+    assert recipe.eval_modalities == ["a"]
     seen = []
     forward = recipe.model.forward
 
@@ -321,7 +307,7 @@ def test_audio_dropout_preset_composes(compose_cfg):
     cfg = compose_cfg(["experiment=audio_dropout"])
     assert cfg.experiment_name == "audio_dropout"
     assert cfg.recipe._target_ == "bridging.recipes.masked.MaskedRecipe"
-    assert list(cfg.modalities) == ["a"] and list(cfg.eval.keep) == ["a"]
+    assert list(cfg.modalities) == ["a"] and list(cfg.eval.modalities) == ["a"]
     masked = compose_cfg(["experiment=masked"])
     for key in ("seqcontext_nlayer", "gnn_nheads", "drop_rate", "gnn"):
         assert cfg.model[key] == masked.model[key], key

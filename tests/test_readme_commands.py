@@ -43,6 +43,10 @@ SKIP = {
     "bridging-train -m ... hydra/launcher=submitit_slurm hydra.launcher.partition=gpu": (
         "needs a SLURM cluster"
     ),
+    "bridging-reproduce --data /data/MELD_features_raw.pkl": (
+        "the whole comparison on MELD (hours); tests/test_reproduce.py runs it on a tiny "
+        "MELD-layout file"
+    ),
 }
 
 #: overrides appended to a line (matched by a substring of it), besides debug=tiny
@@ -137,10 +141,11 @@ def workspace(tmp_path_factory):
     from bridging.config import compose
     from bridging.data.cogmen_format import write_cogmen
     from bridging.data.dialoguernn_format import write_dialoguernn
+    from bridging.data.meld_format import write_meld
     from bridging.data.synthetic import synthesize
+    from bridging.runs.experiment import train
     from bridging.speech.iemocap import prepare_iemocap
     from bridging.speech.testing import write_fake_release
-    from bridging.training import train
 
     ws = tmp_path_factory.mktemp("readme")
     data = ws / "data"
@@ -148,6 +153,8 @@ def workspace(tmp_path_factory):
     tiny = dict(n_dialogues=16, n_test_dialogues=4, min_len=4, max_len=12, mean_len=8, seed=0)
     write_cogmen(synthesize(label_set="iemocap_4", **tiny), data / "data_iemocap_4.pkl")
     write_dialoguernn(synthesize(label_set="iemocap_6", **tiny), data / "IEMOCAP_features.pkl")
+    meld = synthesize(preset="meld", n_dialogues=24, seed=0, feature_sizes={"a": 8, "t": 12})
+    write_meld(meld, data / "MELD_features_raw.pkl")
     written = write_fake_release(data / "IEMOCAP_full_release")
     _reference_checkpoint(ws / "iemocap_4_best_dev_f1_model_atv.pt", ws)
     # a conversation of wav files and a model trained on their eGeMAPS features
@@ -212,12 +219,16 @@ def as_run(line: str, ws: dict) -> list[str]:
     }.get(prog)
     if ckpt is None and "ckpt_path=..." in argv:
         ckpt = f"outputs/teacher/runs/{_first_teacher_run(ws['dir'])}/checkpoints/best.ckpt"
+    if prog in ("bridging-predict-audio", "bridging-export"):  # CKPT is positional
+        argv = [ckpt if a == "model.ckpt" else a for a in argv]
     argv = [f"ckpt_path={ckpt}" if a == "ckpt_path=..." else a for a in argv if a != "..."]
     if prog == "bridging-train":
         for key, extra in APPENDED.items():
             if key in line:
                 argv += extra
-        if not any(a.startswith("debug=") for a in argv):
+        if "data=meld" in argv:  # a MELD file: debug=tiny would swap in IEMOCAP's tiny data
+            argv += ["trainer=smoke", "trainer.max_epochs=1", "model.seqcontext_nlayer=1"]
+        elif not any(a.startswith("debug=") for a in argv):
             argv.append("debug=tiny")
     return argv
 

@@ -27,13 +27,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bridging.data.records import DataError
-from bridging.models.cogmen import COGMEN
-from bridging.models.reference import (
+from bridging.cogmen_import.read import (
     UnsafeCheckpointError,
     load_reference_checkpoint,
     load_reference_model,
 )
+from bridging.data.records import DataError
+from bridging.models.cogmen import COGMEN
 
 # the stand-in builds its encoder like the reference (nested-tensor notice for odd heads)
 pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor")
@@ -580,9 +580,9 @@ def test_unexpected_extra_parameter_is_an_error(tmp_path, fake_cogmen):
 
 def test_import_cli_gives_a_checkpoint_eval_and_predict_accept(tmp_path, fake_cogmen, capsys):
     from bridging.cli.import_cogmen import main as import_main
-    from bridging.evaluation import datamodule_for, evaluate, predict
-    from bridging.models.reference import load_reference_model
+    from bridging.cogmen_import.read import load_reference_model
     from bridging.recipes import load_recipe
+    from bridging.runs.evaluate import datamodule_for, evaluate, predict
 
     path, args, *_ = save_reference(tmp_path, fake_cogmen)
     out = tmp_path / "imported.ckpt"
@@ -590,16 +590,25 @@ def test_import_cli_gives_a_checkpoint_eval_and_predict_accept(tmp_path, fake_co
     recipe = load_recipe(out, expect="teacher")
     assert recipe.modalities == ["a", "v"] and recipe.facts.feature_sizes == {"a": 10, "v": 18}
     assert recipe.hparams["model"]["pad_mode"] == "reference"  # the compatibility switch
-    data = {"synthetic": {"n_dialogues": 12, "n_test_dialogues": 3, "min_len": 3, "max_len": 9,
-                          "mean_len": 6, "feature_sizes": {"a": 10, "v": 18}},
-            "label_set": "iemocap_4"}
+    data = {
+        "synthetic": {
+            "n_dialogues": 12,
+            "n_test_dialogues": 3,
+            "min_len": 3,
+            "max_len": 9,
+            "mean_len": 6,
+            "feature_sizes": {"a": 10, "v": 18},
+        },
+        "label_set": "iemocap_4",
+    }
     dm = datamodule_for(recipe, data, ["a", "v"])
     dm.setup()
     batch = dm.split("test").batch(torch.arange(3))
     ref_model, *_ = load_reference_model(path)
     with torch.no_grad():
-        expected = ref_model(torch.cat([batch.features["a"], batch.features["v"]], -1),
-                             batch.lengths, batch.speakers).log_probs
+        expected = ref_model(
+            torch.cat([batch.features["a"], batch.features["v"]], -1), batch.lengths, batch.speakers
+        ).log_probs
         got = recipe(batch).log_probs
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
     metrics = evaluate(out, data_cfg=data, modalities=["a"])

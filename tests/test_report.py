@@ -439,7 +439,7 @@ def test_notebook_runs(tiny_multirun, fake_runs, tmp_path, monkeypatch):
     assert len([line for line in table.splitlines() if line.startswith("| ")]) == N_FAKE + 3
     assert any("62.00 ± 2.83" in m for m in md)
     claims = next(m for m in md if m.startswith("## Claims"))
-    assert "| 4 | masked training beats the a+v model evaluated speech-only |" in claims
+    assert "| 4 | masked training beats the multimodal model evaluated speech-only |" in claims
     pngs = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(pngs) == len(PLOT_FILES)  # kd, masked, confusions, comparison, 2 pairs
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(PLOT_FILES.values())
@@ -455,7 +455,7 @@ from bridging.predictions import (  # noqa: E402
     confusion_matrix,
     f1_scores,
 )
-from bridging.report_claims import (  # noqa: E402
+from bridging.report.claims import (  # noqa: E402
     arm_interval,
     bootstrap_draws,
     paired_difference,
@@ -871,7 +871,7 @@ def titles_outside(fig) -> list[str]:
 
 
 def test_figures_and_titles_fit(tmp_path, fake_runs):
-    from bridging.io import confusion_figure
+    from bridging.plotting import confusion_figure
     from bridging.report import make_figures, write_plots
 
     root = write_comparison(tmp_path / "repro")
@@ -910,7 +910,7 @@ def test_figures_and_titles_fit(tmp_path, fake_runs):
 def test_training_and_eval_write_predictions(tiny_multirun, tmp_path):
     """bridging-train's and bridging-eval's test metrics equal those recomputed from their
     predictions files, which hold every test utterance once."""
-    from bridging.evaluation import evaluate
+    from bridging.runs.evaluate import evaluate
 
     for s in "01":
         run = tiny_multirun / s
@@ -935,7 +935,7 @@ def test_training_and_eval_write_predictions(tiny_multirun, tmp_path):
 def test_masked_run_saves_its_speech_only_predictions(compose_cfg, tmp_path):
     """The masked recipe tests again on full input after the speech-only test; the file is
     the speech-only one, as its metrics.json's test."""
-    from bridging.training import train
+    from bridging.runs.experiment import train
 
     cfg = compose_cfg(["experiment=masked", *TINY, "trainer.max_epochs=1"])
     metrics = train(cfg, output_dir=tmp_path / "run")
@@ -1101,7 +1101,7 @@ def test_ceiling_and_logreg_rows_in_the_claims(tmp_path):
 def test_reproduce_jobs_write_predictions_and_reference_rows(tiny_multirun, tmp_path):
     """bridging-reproduce's speech-only evaluation and its logistic-regression jobs leave
     predictions that reproduce their metrics; the plan has the reference rows."""
-    from bridging.reproduce import eval_speech_only, logreg_job, plan
+    from bridging.runs.reproduce import eval_speech_only, logreg_job, plan
 
     names = [j.name for j in plan([0, 1], ["data=tiny"])]
     # the fits are deterministic: once (with the first seed), not per seed

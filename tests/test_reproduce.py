@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bridging.reproduce import main
+from bridging.cli.reproduce import main
 
 EXPECTED = {
     "teacher": (["a", "v"], ["a", "v"]),
@@ -62,3 +62,45 @@ def test_oversubscription_is_refused(capsys):
         main(["--quick", "--jobs", "64", "--threads", "2"])
     assert e.value.code == 2
     assert "oversubscribed" in capsys.readouterr().err
+
+
+def test_reproduce_on_a_meld_file_runs_the_meld_presets_under_the_same_names(tmp_path, capsys):
+    """--data with a MELD-layout file: the meld_* presets (a+t teacher, speech-only student
+    and masked models) under the comparison's names, text-zeroed teacher evaluation, logistic
+    regression on a and a+t, the same report with its claim lines."""
+    from bridging.data.meld_format import write_meld
+    from bridging.data.synthetic import synthesize
+
+    corpus = synthesize(
+        preset="meld", n_dialogues=40, seed=2, feature_sizes={"a": 8, "t": 12}, max_len=10
+    )
+    data = tmp_path / "MELD_features_raw.pkl"
+    write_meld(corpus, data)
+    out = tmp_path / "repro"
+    argv = ["--data", str(data), "--quick", "--seeds", "1", "--epochs", "1", "--jobs", "2"]
+    assert main([*argv, "--no-estimate", "--out", str(out), "model.num_bases=4"]) == 0
+    printed = capsys.readouterr().out
+    expected = {
+        "teacher": (["a", "t"], ["a", "t"]),
+        "audio_only": (["a"], ["a"]),
+        "av_eval_speech_only": (["a", "t"], ["a"]),
+        "student_kd": (["a"], ["a"]),
+        "masked": (["a", "t"], ["a"]),
+        "masked_nognn": (["a", "t"], ["a"]),
+        "audio_dropout": (["a"], ["a"]),
+    }
+    for name, (trained, evaluated) in expected.items():
+        m = json.loads((out / name / "seed1" / "metrics.json").read_text())
+        assert m["experiment"] == name and m["label_set"] == "meld_7"
+        assert m["modalities"] == trained and m["eval_modalities"] == evaluated
+        assert len(m["label_names"]) == 7
+    teacher = json.loads((out / "teacher" / "seed1" / "metrics.json").read_text())
+    assert teacher["data"]["format"] == "meld" and teacher["hparams"]["model.gnn"] != "none"
+    config = (out / "masked" / "seed1" / "config.yaml").read_text()
+    assert "num_bases: 4" in config and "relations: speaker_pairs" in config
+    for mods in ("a", "at"):
+        m = json.loads((out / f"logreg_{mods}" / "seed1" / "metrics.json").read_text())
+        assert m["recipe"] == "logreg"
+    assert not (out / "annotation_ceiling" / "metrics.json").exists()  # no latent in a file
+    assert "jobs (meld," in printed and "## Claims" in printed
+    assert "| 1 | the KD student is comparable to its teacher" in printed

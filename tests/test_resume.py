@@ -6,7 +6,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from bridging.training import train
+from bridging.runs.experiment import train
 from conftest import TINY
 
 

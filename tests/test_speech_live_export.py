@@ -119,6 +119,9 @@ CONFIGS = {
     "student_L4_H7": dict(seqcontext_nlayer=4, gnn_nheads=7),
     "lstm_concat_highway": dict(rnn="lstm", concat_gin_gout=True, use_highway=True, wp=-1, wf=1),
     "gru_nognn": dict(rnn="gru", gnn="none"),
+    # the multi-party options (MELD): relations by same/other speaker, RGCN basis weights
+    "same_other": dict(relations="same_other"),
+    "bases": dict(num_bases=3, wp=2, wf=1),
 }
 
 
@@ -137,7 +140,7 @@ def test_dense_form_equals_the_pyg_model(name):
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
-@pytest.mark.parametrize("name", ["student_L4_H7", "lstm_concat_highway"])
+@pytest.mark.parametrize("name", ["student_L4_H7", "lstm_concat_highway", "same_other", "bases"])
 def test_exports_equal_the_pytorch_model(tmp_path, fmt, name):
     if fmt == "onnx":
         pytest.importorskip("onnxruntime")

@@ -59,34 +59,28 @@ def prepared(release, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(prepared, tmp_path_factory):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from bridging.paths import conf_dir
-    from bridging.training import train
+    from bridging.config import compose
+    from bridging.runs.experiment import train
 
     out = tmp_path_factory.mktemp("speech_run")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                f"paths.output_dir={out}",
-                "debug=tiny",
-                "logger=none",
-                "experiment=audio_only",
-                "data=iemocap",
-                f"data.path={prepared}",
-                "data.label_set=iemocap_6",
-                "modalities=[a]",
-                "trainer.max_epochs=1",
-                "model.seqcontext_nlayer=1",
-                "model.gnn_nheads=2",
-                "model.wp=2",
-                "model.wf=3",
-            ],
-        )
-    GlobalHydra.instance().clear()
+    cfg = compose(
+        "train",
+        [
+            f"paths.output_dir={out}",
+            "debug=tiny",
+            "logger=none",
+            "experiment=audio_only",
+            "data=iemocap",
+            f"data.path={prepared}",
+            "data.label_set=iemocap_6",
+            "modalities=[a]",
+            "trainer.max_epochs=1",
+            "model.seqcontext_nlayer=1",
+            "model.gnn_nheads=2",
+            "model.wp=2",
+            "model.wf=3",
+        ],
+    )
     train(cfg)
     return out / "checkpoints" / "best.ckpt"
 
@@ -226,8 +220,8 @@ def _manifest(folder, utterances):
 
 def test_model_predicts_a_folder_of_wavs(release, prepared, trained, tmp_path):
     from bridging.cli.predict_audio import main as predict_main
-    from bridging.evaluation import predict_rows
     from bridging.recipes import load_recipe
+    from bridging.runs.evaluate import predict_rows
     from bridging.speech.inference import SpeechModel
 
     root, written = release
@@ -237,7 +231,7 @@ def test_model_predicts_a_folder_of_wavs(release, prepared, trained, tmp_path):
     folder = root / "Session5" / "sentences" / "wav" / dialogue.id  # a folder of wav files
     _manifest(folder, utts)
     out = tmp_path / "preds.csv"
-    code = predict_main([f"ckpt_path={trained}", f"input={folder}", f"output={out}"])
+    code = predict_main([str(trained), str(folder), str(out)])
     assert code == 0
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == len(utts)
@@ -254,7 +248,7 @@ def test_model_predicts_a_folder_of_wavs(release, prepared, trained, tmp_path):
     )
     stored = model.predict_features(dialogue.features["a"], dialogue.speakers)
     np.testing.assert_allclose(probs, stored, atol=2e-6)
-    from bridging.evaluation import datamodule_for
+    from bridging.runs.evaluate import datamodule_for
 
     recipe = load_recipe(trained)
     dm = datamodule_for(recipe, None, ["a"])
@@ -281,10 +275,7 @@ def test_causal_live_and_exported_trained_model(release, prepared, trained, tmp_
         for u in utts:
             w.writerow([u["wav"], "MF".index(u["speaker"])])  # absolute paths, 0/1 speakers
     out = tmp_path / "causal.csv"
-    assert (
-        predict_main([f"ckpt_path={trained}", f"input={csv_path}", f"output={out}", "causal=true"])
-        == 0
-    )
+    assert predict_main([str(trained), str(csv_path), str(out), "--causal"]) == 0
     rows = list(csv.DictReader(out.open()))
     causal = np.array([[float(r[f"prob_{n}"]) for n in SIX] for r in rows])
     model = SpeechModel(trained)
@@ -309,7 +300,7 @@ def test_causal_live_and_exported_trained_model(release, prepared, trained, tmp_
     batch = np.log(model.predict_features(dialogue.features["a"], dialogue.speakers))
     for name in ("model.onnx", "model.pt"):
         path = tmp_path / name
-        assert export_main([f"ckpt_path={trained}", f"output={path}"]) == 0
+        assert export_main([str(trained), str(path)]) == 0
         got = load_exported(path)(x.numpy(), spk.numpy())
         np.testing.assert_allclose(got, batch, atol=1e-4)
         meta = json.loads(path.with_name(name + ".json").read_text())
@@ -341,7 +332,7 @@ def test_predict_audio_groups_dialogues_and_reports_bad_input(release, trained, 
         for u in utts:
             w.writerow([u["dialogue"], u["wav"], u["speaker"]])
     out = tmp_path / "two_preds.csv"
-    assert predict_main([f"ckpt_path={trained}", f"input={csv_path}", f"output={out}"]) == 0
+    assert predict_main([str(trained), str(csv_path), str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
     assert [r["dialogue"] for r in rows] == [u["dialogue"] for u in utts]
     model = SpeechModel(trained)
@@ -357,14 +348,14 @@ def test_predict_audio_groups_dialogues_and_reports_bad_input(release, trained, 
     bad.mkdir()
     (bad / "broken.wav").write_bytes(b"RIFFxxxxWAVEjunk")
     (bad / "manifest.csv").write_text("file,speaker\nbroken.wav,M\n")
-    assert predict_main([f"ckpt_path={trained}", f"input={bad}", f"output={out}"]) == 2
+    assert predict_main([str(trained), str(bad), str(out)]) == 2
     assert "broken.wav: unreadable audio" in capsys.readouterr().err
     (bad / "manifest.csv").write_text("file\nbroken.wav\n")
-    assert predict_main([f"ckpt_path={trained}", f"input={bad}", f"output={out}"]) == 2
+    assert predict_main([str(trained), str(bad), str(out)]) == 2
     assert "no 'speaker' column" in capsys.readouterr().err
     (bad / "manifest.csv").write_text("file,speaker\nbroken.wav,Q\n")
-    assert predict_main([f"ckpt_path={trained}", f"input={bad}", f"output={out}"]) == 2
+    assert predict_main([str(trained), str(bad), str(out)]) == 2
     assert "speaker 'Q'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        predict_main([f"ckpt_path={trained}", f"input={bad}"])
-    assert "missing output=..." in capsys.readouterr().err
+        predict_main([str(trained), str(bad)])
+    assert "the following arguments are required: OUTPUT" in capsys.readouterr().err

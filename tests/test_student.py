@@ -13,11 +13,12 @@ import pytest
 import torch
 
 from bridging.data.datamodule import IEMOCAPDataModule
-from bridging.evaluation import evaluate
 from bridging.recipes import load_recipe, read_checkpoint
-from bridging.recipes.student import StudentRecipe, teacher_run_config, weights_sha256
+from bridging.recipes.student import StudentRecipe, weights_sha256
 from bridging.recipes.teacher import TeacherRecipe
-from bridging.training import train
+from bridging.runs.evaluate import evaluate
+from bridging.runs.experiment import train
+from bridging.runs.teacher import attach_teacher, teacher_run_config
 from conftest import TINY
 
 EPOCHS = "trainer.max_epochs=2"
@@ -34,16 +35,9 @@ def one_thread():
 
 
 def _compose(out, overrides):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from bridging.config import compose
 
-    from bridging.paths import conf_dir
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.output_dir={out}", *overrides])
-    GlobalHydra.instance().clear()
-    return cfg
+    return compose("train", [f"paths.output_dir={out}", *overrides])
 
 
 @pytest.fixture(scope="module")
@@ -131,30 +125,22 @@ def test_the_teacher_trained_first_has_the_teacher_experiments_settings(compose_
 
 
 def test_sweep_configs_compose():
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from bridging.config import compose
 
-    from bridging.paths import conf_dir
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-        grid = compose(
-            "train", ["experiment=student_kd", "sweep=kd_grid"], return_hydra_config=True
-        )
-        params = grid.hydra.sweeper.params
-        assert len(params["recipe.kd.temperature"].split(",")) == 4
-        assert len(params["recipe.kd.alpha"].split(",")) == 5
-        opt = compose(
-            "train", ["experiment=student_kd", "hparams_search=kd_optuna"], return_hydra_config=True
-        )
-        assert "OptunaSweeper" in opt.hydra.sweeper._target_
-        assert opt.hydra.sweeper.direction == "maximize"
-        assert set(opt.hydra.sweeper.params) == {
-            "recipe.kd.temperature",
-            "recipe.kd.alpha",
-            "recipe.kd.emb_weight",
-        }
-    GlobalHydra.instance().clear()
+    grid = compose("train", ["experiment=student_kd", "sweep=kd_grid"], return_hydra_config=True)
+    params = grid.hydra.sweeper.params
+    assert len(params["recipe.kd.temperature"].split(",")) == 4
+    assert len(params["recipe.kd.alpha"].split(",")) == 5
+    opt = compose(
+        "train", ["experiment=student_kd", "hparams_search=kd_optuna"], return_hydra_config=True
+    )
+    assert "OptunaSweeper" in opt.hydra.sweeper._target_
+    assert opt.hydra.sweeper.direction == "maximize"
+    assert set(opt.hydra.sweeper.params) == {
+        "recipe.kd.temperature",
+        "recipe.kd.alpha",
+        "recipe.kd.emb_weight",
+    }
 
 
 # -- the pipeline ------------------------------------------------------------------------------
@@ -175,7 +161,7 @@ def test_pipeline_trains_the_teacher_first_in_the_run_dir(pipeline_run):
     assert t["test"]["confusion"] == teacher_metrics["test"]["confusion"]
     # a loaded student finds its recorded teacher again (and checks its weights)
     student = load_recipe(out / "checkpoints" / "best.ckpt")
-    student.prepare(datamodule=tiny_datamodule(["a"]))
+    attach_teacher(student, None, tiny_datamodule(["a"]))
     assert student.teacher_info["sha256"] == t["sha256"] and student.teacher is not None
 
 
@@ -224,7 +210,7 @@ def test_student_checkpoint_loads_and_evaluates_speech_only_without_the_teacher(
     try:
         student = load_recipe(out / "checkpoints" / "best.ckpt")
         assert isinstance(student, StudentRecipe) and student.teacher is None
-        assert student.eval_keep == ["a"]
+        assert student.eval_modalities == ["a"]
         ev = evaluate(out / "checkpoints" / "best.ckpt")
         assert ev["data"]["modalities"] == ["a"]  # no video loaded at all
         assert ev["test"]["wf1"] == pytest.approx(metrics["test"]["wf1"], abs=1e-6)
@@ -241,7 +227,7 @@ def student_and_teacher(given_run):
     out, _, teacher_ckpt = given_run
     student = load_recipe(out / "checkpoints" / "best.ckpt")
     dm = tiny_datamodule()
-    student.prepare(cfg=None, datamodule=dm)  # loads the recorded teacher (kd.cache on)
+    attach_teacher(student, None, dm)  # loads the recorded teacher (kd.cache on)
     return student, dm
 
 
@@ -327,7 +313,7 @@ def test_cache_is_off_for_a_batch_dependent_reference_teacher():
     ref = make_recipe(TeacherRecipe, dm, ["a", "v"], pad_mode="reference")
     student = make_recipe(StudentRecipe, dm, ["a"])
     student.set_teacher(ref, "ref.ckpt")
-    student.prepare(datamodule=dm)
+    attach_teacher(student, None, dm)
     assert student.cache_size == 0 and student.teacher_info["batch_independent"] is False
     batch = dm.split("train").batch(torch.arange(4))
     with torch.no_grad():

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from bridging.data.records import DataError
-from bridging.evaluation import evaluate, predict
 from bridging.recipes import load_recipe
-from bridging.training import train
+from bridging.runs.evaluate import evaluate, predict
+from bridging.runs.experiment import train
 from conftest import TINY
 
 EXPERIMENTS = ["teacher", "teacher_atv", "audio_only", "cogmen_reference"]
@@ -39,16 +39,10 @@ def test_paper_teacher_settings(compose_cfg):
 
 @pytest.fixture(scope="module")
 def teacher_run(tmp_path_factory):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from bridging.paths import conf_dir
+    from bridging.config import compose
 
     out = tmp_path_factory.mktemp("teacher")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.output_dir={out}", *TINY, "trainer.max_epochs=3"])
-    GlobalHydra.instance().clear()
+    cfg = compose("train", [f"paths.output_dir={out}", *TINY, "trainer.max_epochs=3"])
     metrics = train(cfg)
     return out, metrics
 
@@ -108,7 +102,7 @@ def test_keep_full_checkpoints(compose_cfg, tmp_path):
 def test_checkpoints_are_written_atomically_in_the_background(compose_cfg, tmp_path):
     from pytorch_lightning.plugins.io import AsyncCheckpointIO
 
-    from bridging.training import AtomicCheckpointIO, build_trainer
+    from bridging.runs.train import AtomicCheckpointIO, build_trainer
 
     trainer = build_trainer(compose_cfg([*TINY]), tmp_path)
     io = trainer.strategy.checkpoint_io
@@ -144,7 +138,7 @@ def test_speech_only_evaluation_zeroes_video(teacher_run):
     out, _ = teacher_run
     ckpt = out / "checkpoints" / "best.ckpt"
     recipe = load_recipe(ckpt)
-    from bridging.evaluation import datamodule_for
+    from bridging.runs.evaluate import datamodule_for
 
     dm = datamodule_for(recipe, None, ["a", "v"])
     dm.setup()

@@ -64,19 +64,13 @@ def test_multirun_with_wandb_leaves_one_offline_run_per_job_in_one_group(tmp_pat
     ],
 )
 def test_launcher_configs_compose(launcher, target):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from bridging.config import compose
 
-    from bridging.paths import conf_dir
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[f"hydra/launcher={launcher}", "experiment=student_kd", "sweep=kd_grid"],
-            return_hydra_config=True,
-        )
-    GlobalHydra.instance().clear()
+    cfg = compose(
+        "train",
+        [f"hydra/launcher={launcher}", "experiment=student_kd", "sweep=kd_grid"],
+        return_hydra_config=True,
+    )
     assert cfg.hydra.launcher._target_.endswith(target)
     assert cfg.hydra.sweeper.params["recipe.kd.temperature"] == "1,2,4,8"
 

@@ -16,14 +16,13 @@ ceiling, each written as a run dir like bridging-train's (metrics.json + test pr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from bridging.data.records import IGNORE_INDEX, LABEL_SETS, Corpus, DataError, ordered_modalities
-from bridging.io import atomic_write_json, save_confusion_png
-from bridging.predictions import PREDICTIONS_FILE, Predictions
+from bridging.predictions import Predictions
+from bridging.runs.outputs import run_metrics, write_run
 
 #: L2 strengths tried (on the mean cross-entropy; strongest first, so ties keep the simplest)
 L2_GRID = (1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001)
@@ -155,19 +154,18 @@ def run_logreg(
     best = max(grid, key=lambda v: (dev_wf1[v], v))  # ties: the stronger penalty
     dev, _ = evaluate(fits[best], x_dev, y_dev, dlg_dev, pos_dev, "dev")
     test, preds = evaluate(fits[best], x_te, y_te, dlg_te, pos_te, "test")
-    metrics = {
-        "experiment": experiment or f"logreg_{''.join(mods)}",
-        "recipe": LOGREG_RECIPE,
-        "modalities": mods,
-        "eval_modalities": mods,
-        "label_set": dm.facts.label_set,
-        "label_names": names,
-        "seed": int(seed),
-        "test": test,
-        "dev": dev,
-        "best_epoch": None,
-        "data": dm.summary(),
-        "logreg": {
+    metrics = run_metrics(
+        experiment=experiment or f"logreg_{''.join(mods)}",
+        recipe=LOGREG_RECIPE,
+        modalities=mods,
+        eval_modalities=mods,
+        label_set=dm.facts.label_set,
+        label_names=names,
+        seed=seed,
+        test=test,
+        dev=dev,
+        data=dm.summary(),
+        logreg={
             "l2": best,
             "grid": grid,
             "dev_wf1": {f"{v:g}": dev_wf1[v] for v in grid},
@@ -176,13 +174,8 @@ def run_logreg(
             "note": "per-utterance multinomial logistic regression on standardised features; "
             "L2 chosen on dev weighted F1; independent of the seed",
         },
-    }
-    out = Path(out_dir)
-    atomic_write_json(out / "metrics.json", metrics)
-    preds.save(out / PREDICTIONS_FILE)
-    save_confusion_png(
-        test["confusion"], names, out / "confusion_matrix.png", f"logreg on {'+'.join(mods)}"
     )
+    write_run(out_dir, metrics, preds, title=f"logreg on {'+'.join(mods)}")
     return metrics
 
 
@@ -279,24 +272,21 @@ def write_ceiling_run(source, out_dir) -> dict | None:
     if test is None:
         return None
     dev = ceiling_predictions(corpus, "dev")
-    metrics = {
-        "experiment": CEILING_EXPERIMENT,
-        "recipe": "ceiling",
-        "modalities": [],
-        "eval_modalities": [],
-        "label_set": corpus.label_set,
-        "label_names": list(corpus.label_names),
-        "seed": None,
-        "test": {"loss": None, **test.scores()},
-        "dev": None if dev is None else {"loss": None, **dev.scores()},
-        "best_epoch": None,
-        "data": summary or _corpus_summary(corpus),
-        "note": "the generating latent emotion scored against the stored (majority-vote) "
+    metrics = run_metrics(
+        experiment=CEILING_EXPERIMENT,
+        recipe="ceiling",
+        modalities=[],
+        eval_modalities=[],
+        label_set=corpus.label_set,
+        label_names=corpus.label_names,
+        seed=None,
+        test={"loss": None, **test.scores()},
+        dev=None if dev is None else {"loss": None, **dev.scores()},
+        data=summary or _corpus_summary(corpus),
+        note="the generating latent emotion scored against the stored (majority-vote) "
         "labels; latent classes outside the label set count as errors",
-    }
-    out = Path(out_dir)
-    atomic_write_json(out / "metrics.json", metrics)
-    test.save(out / PREDICTIONS_FILE)
+    )
+    write_run(out_dir, metrics, test, title="annotation ceiling")
     return metrics
 
 

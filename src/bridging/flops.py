@@ -73,7 +73,7 @@ def recipe_epoch_flops(cfg, datamodule=None) -> dict:
     cached, so a student epoch costs an audio-only epoch)."""
     import pytorch_lightning as pl
 
-    from bridging.training import build_datamodule, build_recipe
+    from bridging.runs.train import build_datamodule, build_recipe
 
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dm = datamodule or build_datamodule(cfg)

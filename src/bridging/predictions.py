@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from bridging.data.records import IGNORE_INDEX
-from bridging.io import atomic_write_bytes
+from bridging.files import atomic_write_bytes
 
 PREDICTIONS_FILE = "test_predictions.npz"
 FIELDS = ("dialogue_id", "utterance_index", "gold", "pred", "probs", "label_names", "split")
@@ -56,7 +56,7 @@ class PredictionsError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------
-# scores (numpy, batched over leading axes; the bootstrap of bridging.report_claims uses them)
+# scores (numpy, batched over leading axes; the bootstrap of bridging.report.claims uses them)
 # ---------------------------------------------------------------------------------------------
 
 

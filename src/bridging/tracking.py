@@ -77,7 +77,7 @@ def remember_run_id(logger, output_dir) -> None:
     """Write the W&B run's id (for resuming) and a small JSON record (id, group, mode, dir)."""
     import json
 
-    from bridging.io import atomic_write_text
+    from bridging.files import atomic_write_text
 
     run = logger.experiment
     atomic_write_text(Path(output_dir) / RUN_ID_FILE, run.id)

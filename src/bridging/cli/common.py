@@ -63,7 +63,7 @@ def _bad_input_types() -> tuple[type, ...]:
     from omegaconf.errors import OmegaConfBaseException
 
     from bridging.data.records import DataError
-    from bridging.io import OutputError
+    from bridging.files import OutputError
 
     return (
         DataError,
@@ -124,13 +124,9 @@ def fail(prog: str, exc: BaseException):
 
 
 def _multirun() -> bool:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
+    from bridging.config import hydra_sweep_dir
 
-        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    except Exception:  # noqa: BLE001 - no Hydra app running
-        return False
+    return hydra_sweep_dir() is not None
 
 
 def hydra_command(prog: str, config_name: str):
@@ -162,6 +158,16 @@ def hydra_command(prog: str, config_name: str):
         def main():
             # a deprecation inside Lightning (torch's pytree API), nothing a user can act on
             warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")
+            from bridging.config import refuse_renamed_overrides
+
+            if any(a in ("--help", "-h") for a in sys.argv[1:]):
+                # what the command does, then Hydra's list of every group and config key
+                doc = sys.modules[task.__module__].__doc__ or ""
+                print(doc.strip() + "\n", flush=True)
+            try:
+                refuse_renamed_overrides(sys.argv[1:])
+            except ValueError as exc:
+                fail(prog, exc)
             if full_errors():
                 return hydra_main()
             saved = {k: os.environ.get(k) for k in (FULL_ERROR, _OURS)}

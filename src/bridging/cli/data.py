@@ -1,8 +1,9 @@
-"""bridging-data: inspect, synthesise and convert IEMOCAP-shaped datasets.
+"""bridging-data: inspect, synthesise and convert IEMOCAP- and MELD-shaped datasets.
 
-bridging-data inspect PATH [--format auto] [--label-set iemocap_6]
-bridging-data inspect --synthetic [synthetic options]
-bridging-data synth OUT [--layout native|cogmen|dialoguernn] [--force] [synthetic options]
+bridging-data inspect PATH [--format auto] [--label-set iemocap_6|meld_3] [--dev-split auto]
+bridging-data inspect --synthetic [synthetic options, e.g. --preset meld]
+bridging-data synth OUT [--layout native|cogmen|dialoguernn|meld|meld_mmgcn] [--force]
+    [synthetic options]
 bridging-data convert IN OUT [--format auto] [--label-set iemocap_4] [--force]
 bridging-data prepare-iemocap ROOT OUT [--labels iemocap_4|iemocap_6]
     [--audio-features egemaps|compare|hubert|wav2vec2] [--hubert-path PATH]
@@ -15,39 +16,53 @@ import argparse
 import json
 import sys
 
+from bridging.data.meld_format import DEV_SPLITS
 from bridging.data.records import LABEL_SETS, DataError
 
 
 def _synth_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("synthetic data")
+    g = p.add_argument_group("synthetic data (defaults: the preset's)")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--n-dialogues", type=int, default=151)
+    g.add_argument("--n-dialogues", type=int, default=None, help="default 151 (meld: 1433)")
     g.add_argument(
         "--n-test-dialogues",
         type=int,
         default=None,
-        help="default: 31 of 151, scaled to --n-dialogues",
+        help="default: 31 of 151 (meld: 280 of 1433), scaled to --n-dialogues",
     )
-    g.add_argument("--min-len", type=int, default=8)
-    g.add_argument("--max-len", type=int, default=110)
-    g.add_argument("--mean-len", type=float, default=49.2)
-    g.add_argument("--sizes", default="a=100,t=768,v=512", help="feature sizes, e.g. a=100,v=512")
+    g.add_argument("--min-len", type=int, default=None, help="default 8 (meld: 1)")
+    g.add_argument("--max-len", type=int, default=None, help="default 110 (meld: 33)")
+    g.add_argument(
+        "--mean-len", type=float, default=None, help="default 49.2 (meld: MELD's length table)"
+    )
+    g.add_argument(
+        "--sizes",
+        default=None,
+        help="feature sizes, e.g. a=100,v=512 (default a=100,t=768,v=512; meld: a=300,t=600)",
+    )
     g.add_argument(
         "--preset",
         default="iemocap",
-        choices=["iemocap", "independent", "legacy"],
+        choices=["iemocap", "independent", "legacy", "meld"],
         help="iemocap: calibrated to IEMOCAP (default); independent: the negative control "
-        "with no shared affect; legacy: the first generator (docs/synthetic.md)",
+        "with no shared affect; legacy: the first generator (docs/synthetic.md); meld: "
+        "MELD-shaped, multi-party (docs/meld.md)",
     )
+
+
+def _default_label_set(args) -> str:
+    return "meld_7" if getattr(args, "preset", None) == "meld" else "iemocap_4"
 
 
 def _synthesize(args, label_set: str):
     from bridging.data.synthetic import synthesize
 
-    sizes = {}
-    for item in args.sizes.split(","):
-        name, _, size = item.partition("=")
-        sizes[name.strip()] = int(size)
+    sizes = None
+    if args.sizes:
+        sizes = {}
+        for item in args.sizes.split(","):
+            name, _, size = item.partition("=")
+            sizes[name.strip()] = int(size)
     return synthesize(
         n_dialogues=args.n_dialogues,
         n_test_dialogues=args.n_test_dialogues,
@@ -71,13 +86,19 @@ def summarize(corpus) -> dict:
 
 def cmd_inspect(args) -> int:
     if args.synthetic:
-        corpus = _synthesize(args, args.label_set or "iemocap_4")
+        corpus = _synthesize(args, args.label_set or _default_label_set(args))
     else:
         if not args.path:
             raise SystemExit("bridging-data inspect: give a PATH or --synthetic")
         from bridging.data.sources import load_corpus
 
-        corpus = load_corpus(args.path, format=args.format, label_set=args.label_set)
+        corpus = load_corpus(
+            args.path,
+            format=args.format,
+            label_set=args.label_set,
+            dev_split=args.dev_split,
+            max_speakers=args.max_speakers,
+        )
     print(json.dumps(summarize(corpus), indent=2))
     return 0
 
@@ -85,18 +106,35 @@ def cmd_inspect(args) -> int:
 FORCE_HINT = "give --force to replace it"
 
 
+MELD_LAYOUTS = {"meld": "dialoguernn", "meld_mmgcn": "mmgcn"}
+
+
 def cmd_synth(args) -> int:
     from bridging.data.cogmen_format import write_cogmen
     from bridging.data.dialoguernn_format import write_dialoguernn
+    from bridging.data.meld_format import write_meld
     from bridging.data.native import write_native
-    from bridging.io import refuse_existing
+    from bridging.files import refuse_existing
 
-    if args.layout == "dialoguernn" and args.label_set == "iemocap_4":
+    label_set = args.label_set or _default_label_set(args)
+    if args.layout == "dialoguernn" and label_set == "iemocap_4":
         raise SystemExit("the DialogueRNN layout stores 6-way labels: use --label-set iemocap_6")
+    meld = args.preset == "meld"
+    if (args.layout in MELD_LAYOUTS) != meld and args.layout != "native":
+        raise SystemExit(
+            f"the {args.layout} layout is for "
+            + ("MELD data: use --preset meld" if args.layout in MELD_LAYOUTS else "IEMOCAP data")
+            + ("" if args.layout in MELD_LAYOUTS else ": use --layout meld or native")
+        )
+    if args.layout == "meld_mmgcn" and label_set != "meld_7":
+        raise SystemExit("the MMGCN layout stores emotions only: use --label-set meld_7")
     refuse_existing(args.out, args.force, FORCE_HINT)  # before the work
-    corpus = _synthesize(args, args.label_set)
+    corpus = _synthesize(args, label_set)
     writer = {"native": write_native, "cogmen": write_cogmen, "dialoguernn": write_dialoguernn}
-    writer[args.layout](corpus, args.out, force=args.force)
+    if args.layout in MELD_LAYOUTS:
+        write_meld(corpus, args.out, layout=MELD_LAYOUTS[args.layout], force=args.force)
+    else:
+        writer[args.layout](corpus, args.out, force=args.force)
     n = sum(len(d) for ds in corpus.splits.values() for d in ds)
     print(f"wrote {args.layout} dataset ({corpus.label_set}, {n} utterances) to {args.out}")
     return 0
@@ -104,7 +142,7 @@ def cmd_synth(args) -> int:
 
 def cmd_convert(args) -> int:
     from bridging.data.sources import convert
-    from bridging.io import refuse_existing
+    from bridging.files import refuse_existing
 
     refuse_existing(args.out, args.force, FORCE_HINT)  # before reading a large input
     convert(args.inp, args.out, format=args.format, label_set=args.label_set, force=args.force)
@@ -173,7 +211,7 @@ def cmd_calibrate(args) -> int:
     command = "bridging-data calibrate" + (f" --markdown {args.markdown}" if args.markdown else "")
     text = cal.markdown(facts, params, command)
     if args.markdown:
-        from bridging.io import atomic_write_text
+        from bridging.files import atomic_write_text
 
         atomic_write_text(args.markdown, text)
     if args.json:
@@ -208,21 +246,45 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inspect", help="print a JSON summary of a dataset")
     p.add_argument("path", nargs="?")
-    p.add_argument("--format", default="auto", help="auto | cogmen | dialoguernn | native")
+    p.add_argument("--format", default="auto", help="auto | cogmen | dialoguernn | meld | native")
     p.add_argument(
         "--label-set",
         choices=sets,
         default=None,
-        help="default: as stored for files, iemocap_4 for --synthetic",
+        help="default: as stored for files (MELD: meld_7), iemocap_4 for --synthetic "
+        "(meld_7 with --preset meld)",
+    )
+    p.add_argument(
+        "--dev-split",
+        choices=list(DEV_SPLITS),
+        default="auto",
+        help="MELD files: dev = MELD's dialogue ids 1039..1152 (official) or the first 10%% "
+        "of trainVid (first_fraction); auto: official when the ids allow it (docs/meld.md)",
+    )
+    p.add_argument(
+        "--max-speakers",
+        type=int,
+        default=None,
+        help="refuse dialogues with more speakers (default: as stored)",
     )
     p.add_argument("--synthetic", action="store_true", help="the built-in synthetic data")
     _synth_args(p)
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("synth", help="write a synthetic IEMOCAP-shaped dataset")
+    p = sub.add_parser("synth", help="write a synthetic IEMOCAP- or MELD-shaped dataset")
     p.add_argument("out")
-    p.add_argument("--layout", choices=["native", "cogmen", "dialoguernn"], default="native")
-    p.add_argument("--label-set", choices=sets, default="iemocap_4")
+    p.add_argument(
+        "--layout",
+        "--format",
+        dest="layout",
+        choices=["native", "cogmen", "dialoguernn", "meld", "meld_mmgcn"],
+        default="native",
+        help="meld: MELD's DialogueRNN/DialogueGCN 9-tuple (with --preset meld); meld_mmgcn: "
+        "MMGCN's 10-tuple with video (give --sizes a=300,t=600,v=342)",
+    )
+    p.add_argument(
+        "--label-set", choices=sets, default=None, help="default iemocap_4 (meld: meld_7)"
+    )
     p.add_argument("--force", action="store_true", help="replace an existing OUT")
     _synth_args(p)
     p.set_defaults(func=cmd_synth)
@@ -301,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from bridging.io import OutputError
+    from bridging.files import OutputError
 
     args = build_parser().parse_args(argv)
     try:

@@ -14,7 +14,7 @@ from bridging.cli.common import hydra_command
 
 @hydra_command("bridging-eval", "eval")
 def main(cfg: DictConfig) -> float:
-    from bridging.evaluation import eval_output_dir, evaluate, options_from_config
+    from bridging.runs.evaluate import eval_output_dir, evaluate, options_from_config
 
     metrics = evaluate(cfg.ckpt_path, output_dir=cfg.paths.output_dir, **options_from_config(cfg))
     # the same answer as evaluate's: its own outputs never make a dir a training run's

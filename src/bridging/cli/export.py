@@ -1,54 +1,71 @@
 """bridging-export: a speech-only model to TorchScript or ONNX (graph layers included).
 
-    bridging-export ckpt_path=PATH output=model.onnx [format=auto|onnx|torchscript]
-                    [wp=null] [wf=null] [check=true]
+    bridging-export CKPT OUTPUT [--format auto|onnx|torchscript] [--wp N] [--wf N]
+                    [--no-check]
 
-format=auto picks from the output's suffix (.onnx -> ONNX, otherwise TorchScript). The
+--format auto picks from OUTPUT's suffix (.onnx -> ONNX, otherwise TorchScript). The
 exported model takes x [1, T, D_audio] float32 and speakers [1, T] int64 for one dialogue and
-returns log_probs [T, C]; ``<output>.json`` holds the label names, speaker names and the
-feature extractor's spec. check=true compares the export with the PyTorch model on random
-dialogues (atol 1e-4) and fails if they differ.
+returns log_probs [T, C]; ``<OUTPUT>.json`` holds the label names, speaker names and the
+feature extractor's spec. The export is compared with the PyTorch model on random dialogues
+(atol 1e-4) and the command fails if they differ (--no-check skips it).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 
-from bridging.cli.predict_audio import parse_overrides
+from bridging.cli.predict_audio import window
 
-KEYS = {"ckpt_path": None, "output": None, "format": "auto", "wp": None, "wf": None, "check": True}
+PROG = "bridging-export"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("ckpt", metavar="CKPT", help="a bridging checkpoint (best.ckpt)")
+    p.add_argument("output", metavar="OUTPUT", help="model.onnx or model.pt")
+    p.add_argument(
+        "--format",
+        choices=("auto", "onnx", "torchscript"),
+        default="auto",
+        help="auto (default): from OUTPUT's suffix",
+    )
+    p.add_argument("--wp", type=window, default=None, help="past graph window (the model's)")
+    p.add_argument("--wf", type=window, default=None, help="future graph window (the model's)")
+    p.add_argument(
+        "--no-check",
+        dest="check",
+        action="store_false",
+        help="do not compare the export with the PyTorch model",
+    )
+    return p
 
 
 def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     from bridging.data.records import DataError
 
-    argv = sys.argv[1:] if argv is None else list(argv)
-    cfg = parse_overrides(argv, KEYS, ("ckpt_path", "output"), "bridging-export", __doc__)
-    fmt = str(cfg["format"]).lower()
-    output = str(cfg["output"])
+    fmt = args.format
     if fmt == "auto":
-        fmt = "onnx" if output.lower().endswith(".onnx") else "torchscript"
-    if fmt not in ("onnx", "torchscript"):
-        print(
-            f"bridging-export: error: format={fmt!r}: expected onnx or torchscript", file=sys.stderr
-        )
-        return 2
+        fmt = "onnx" if args.output.lower().endswith(".onnx") else "torchscript"
     from bridging.recipes import load_recipe
     from bridging.speech.export import export_onnx, export_torchscript, max_difference
 
     try:
-        recipe = load_recipe(str(cfg["ckpt_path"]))
+        recipe = load_recipe(args.ckpt)
         fn = export_onnx if fmt == "onnx" else export_torchscript
-        path = fn(recipe, output, wp=cfg["wp"], wf=cfg["wf"])
+        path = fn(recipe, args.output, wp=args.wp, wf=args.wf)
     except (DataError, ValueError, OSError) as exc:  # OSError: an output it cannot write
-        print(f"bridging-export: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     msg = f"exported {fmt} to {path} (metadata: {path}.json)"
-    if cfg["check"]:
-        diff = max_difference(recipe, path, fmt, wp=cfg["wp"], wf=cfg["wf"])
+    if args.check:
+        diff = max_difference(recipe, path, fmt, wp=args.wp, wf=args.wf)
         msg += f"; max |log_prob difference| vs PyTorch: {diff:.2e}"
         if diff > 1e-4:
-            print(f"bridging-export: error: {msg}", file=sys.stderr)
+            print(f"{PROG}: error: {msg}", file=sys.stderr)
             return 1
     print(msg)
     return 0

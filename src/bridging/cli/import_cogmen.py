@@ -14,7 +14,7 @@ import sys
 from bridging.data.records import LABEL_SETS, DataError
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bridging-import-cogmen",
         description=__doc__,
@@ -33,14 +33,18 @@ def main(argv=None) -> int:
         default=None,
         help="per-modality sizes when the args lack them, e.g. a=100,t=768,v=512",
     )
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     sizes = None
     if args.feature_sizes:
         sizes = {
             k.strip(): int(v)
             for k, _, v in (item.partition("=") for item in args.feature_sizes.split(","))
         }
-    from bridging.importing import import_reference
+    from bridging.cogmen_import.convert import import_reference
 
     try:
         summary = import_reference(

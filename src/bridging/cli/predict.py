@@ -13,7 +13,7 @@ from bridging.cli.common import hydra_command
 
 @hydra_command("bridging-predict", "predict")
 def main(cfg: DictConfig) -> None:
-    from bridging.evaluation import options_from_config, predict
+    from bridging.runs.evaluate import options_from_config, predict
 
     rows = predict(cfg.ckpt_path, cfg.output, **options_from_config(cfg))
     print(f"wrote {len(rows)} predictions to {cfg.output}")

@@ -1,130 +1,122 @@
 """bridging-predict-audio: speech-only emotion predictions for wav files.
 
-    bridging-predict-audio ckpt_path=PATH input=conversation.csv|DIR output=preds.csv
-                           [causal=false] [workers=1] [cache_dir=null] [wp=null] [wf=null]
-                           [extractor_path=null] [out_of_range=warn|refuse]
+    bridging-predict-audio CKPT INPUT OUTPUT [--causal] [--workers N] [--cache-dir DIR]
+                           [--wp N] [--wf N] [--extractor-path DIR]
+                           [--out-of-range warn|refuse] [--no-progress]
 
-input: a CSV with columns ``file`` (wav path, relative to the CSV's folder), ``speaker``
+INPUT: a CSV with columns ``file`` (wav path, relative to the CSV's folder), ``speaker``
 (M/F or 0/1) and optionally ``dialogue``, one row per utterance in turn order; or a folder
 holding such a ``manifest.csv``. The features are extracted with the extractor stored in the
 checkpoint (the one its training data was made with), the model runs on audio only (other
-modalities zeroed), and output gets one row per utterance: [dialogue,] file, speaker, pred,
-prob_<label>.
-
-causal=true: each utterance is predicted from the utterances before it (and itself) only,
-as a live session would (see bridging.speech.inference). wp/wf: graph windows (default: the
-model's). extractor_path: where the HuBERT/wav2vec2 folder is now, if it moved (its weights
-must match the stored hash). workers: parallel feature extraction. cache_dir: keep
-per-file features there and reuse them on the next run. out_of_range: a recording whose
-features lie far outside the model's training range (an all-silent or near-constant wav:
-more than 5% of the features beyond 10 training standard deviations, judged with the
-standardisation saved with the extractor) gets a one-line warning naming the file (warn), or
-stops the command (refuse).
+modalities zeroed), and OUTPUT (a CSV) gets one row per utterance: [dialogue,] file,
+speaker, pred, prob_<label>.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import warnings
 
-KEYS = {
-    "ckpt_path": None,
-    "input": None,
-    "output": None,
-    "causal": False,
-    "workers": 1,
-    "cache_dir": None,
-    "wp": None,
-    "wf": None,
-    "extractor_path": None,
-    "progress": None,
-    "out_of_range": "warn",
-}
-REQUIRED = ("ckpt_path", "input", "output")
+PROG = "bridging-predict-audio"
 
 
-def _value(text: str):
-    low = text.strip().lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    if low in ("null", "none", "~", ""):
-        return None
+def window(text: str) -> int:
+    """A graph window: an integer >= 0, or -1 (unbounded)."""
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
-        return text
+        value = -2
+    if value < -1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 or -1, got {text!r}")
+    return value
 
 
-def parse_overrides(argv, keys: dict, required, prog: str, doc: str) -> dict:
-    """``key=value`` arguments (Hydra style) into a dict over ``keys``; exits on errors."""
-    cfg = dict(keys)
-    for arg in argv:
-        if arg in ("-h", "--help", "help"):
-            print(doc)
-            raise SystemExit(0)
-        key, sep, value = arg.partition("=")
-        key = key.strip().lstrip("+")
-        if not sep or key not in keys:
-            print(
-                f"{prog}: error: unknown argument {arg!r}; expected key=value with key in "
-                f"{sorted(keys)}",
-                file=sys.stderr,
-            )
-            raise SystemExit(2)
-        cfg[key] = _value(value)
-    missing = [k for k in required if cfg.get(k) in (None, "")]
-    if missing:
-        print(
-            f"{prog}: error: missing {', '.join(f'{k}=...' for k in missing)}\n\n{doc}",
-            file=sys.stderr,
-        )
-        raise SystemExit(2)
-    return cfg
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("ckpt", metavar="CKPT", help="a speech model's checkpoint (best.ckpt)")
+    p.add_argument("input", metavar="INPUT", help="a manifest CSV, or a folder with manifest.csv")
+    p.add_argument("output", metavar="OUTPUT", help="the predictions CSV to write")
+    p.add_argument(
+        "--causal",
+        action="store_true",
+        help="predict each utterance from the utterances before it (and itself) only, as a "
+        "live session does (bridging.speech.inference.Session)",
+    )
+    p.add_argument("--workers", type=int, default=1, help="parallel feature extraction (1)")
+    p.add_argument(
+        "--cache-dir", default=None, metavar="DIR", help="keep per-file features there, reuse them"
+    )
+    p.add_argument("--wp", type=window, default=None, help="past graph window (the model's)")
+    p.add_argument("--wf", type=window, default=None, help="future graph window (the model's)")
+    p.add_argument(
+        "--extractor-path",
+        default=None,
+        metavar="DIR",
+        help="where the HuBERT/wav2vec2 folder is now, if it moved (its weights must match "
+        "the hash stored in the checkpoint)",
+    )
+    p.add_argument(
+        "--out-of-range",
+        choices=("warn", "refuse"),
+        default="warn",
+        help="a recording whose features lie far outside the model's training range (an "
+        "all-silent or near-constant wav: more than 5%% of the features beyond 10 training "
+        "standard deviations) gets a one-line warning naming the file (warn, the default) or "
+        "stops the command (refuse)",
+    )
+    p.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        default=None,
+        help="no progress bar during feature extraction",
+    )
+    return p
 
 
 def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.workers < 1:
+        print(f"{PROG}: error: --workers: expected at least 1, got {args.workers}", file=sys.stderr)
+        return 2
     from bridging.data.records import DataError
+    from bridging.files import OutputError
+    from bridging.speech.inference import FeatureRangeWarning, predict_audio
 
-    argv = sys.argv[1:] if argv is None else list(argv)
-    cfg = parse_overrides(argv, KEYS, REQUIRED, "bridging-predict-audio", __doc__)
-    from bridging.speech.inference import predict_audio
-
-    overrides = {"path": cfg["extractor_path"]} if cfg["extractor_path"] else None
-    from bridging.io import OutputError
-    from bridging.speech.inference import FeatureRangeWarning
-
+    overrides = {"path": args.extractor_path} if args.extractor_path else None
     shown = warnings.showwarning
 
-    def show(message, category, *args, **kwargs):
+    def show(message, category, *rest, **kwargs):
         if issubclass(category, FeatureRangeWarning):  # one line, naming the file
-            print(f"bridging-predict-audio: warning: {message}", file=sys.stderr)
+            print(f"{PROG}: warning: {message}", file=sys.stderr)
         else:
-            shown(message, category, *args, **kwargs)
+            shown(message, category, *rest, **kwargs)
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", FeatureRangeWarning)
             warnings.showwarning = show
             rows = predict_audio(
-                str(cfg["ckpt_path"]),
-                str(cfg["input"]),
-                str(cfg["output"]),
-                causal=bool(cfg["causal"]),
-                workers=int(cfg["workers"] or 1),
-                cache_dir=cfg["cache_dir"],
-                wp=cfg["wp"],
-                wf=cfg["wf"],
+                args.ckpt,
+                args.input,
+                args.output,
+                causal=args.causal,
+                workers=args.workers,
+                cache_dir=args.cache_dir,
+                wp=args.wp,
+                wf=args.wf,
                 extractor_overrides=overrides,
-                progress=cfg["progress"],
-                out_of_range=str(cfg["out_of_range"]),
+                progress=args.progress,
+                out_of_range=args.out_of_range,
             )
     except (DataError, OutputError) as exc:
-        print(f"bridging-predict-audio: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    mode = "causal" if cfg["causal"] else "batch"
-    print(f"wrote {len(rows)} predictions ({mode} mode) to {cfg['output']}")
+    mode = "causal" if args.causal else "batch"
+    print(f"wrote {len(rows)} predictions ({mode} mode) to {args.output}")
     return 0
 
 

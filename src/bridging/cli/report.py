@@ -18,7 +18,7 @@ and the reference rows logreg_a, logreg_av, annotation_ceiling), the report adds
 section: each experiment's mean test weighted F1 with a 95% CI (bootstrap over seeds and
 test dialogues), and one line per claim (the KD student is comparable to its teacher within
 --margin points; the student, masked training, masked training without the GNN, audio
-dropout beat the audio-only baseline; masked training beats the a+v model evaluated
+dropout beat the audio-only baseline; masked training beats the multimodal model evaluated
 speech-only) with the paired difference per seed (same seed, same test dialogues), its
 mean, its CI and a verdict (holds / does not hold / undecided). It needs each run's
 test_predictions.npz (written by bridging-train, bridging-eval, bridging-reproduce); a claim
@@ -106,7 +106,7 @@ def _resamples(text: str) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from bridging.io import atomic_write_text
+    from bridging.files import atomic_write_text
     from bridging.report import ReportError, build_report, write_plots
 
     keys = [k.strip() for item in args.hparam for k in item.split(",") if k.strip()]

@@ -16,8 +16,8 @@ from bridging.cli.common import hydra_command
 @hydra_command("bridging-train", "train")
 def main(cfg: DictConfig) -> float:
     from bridging.rundir import check_run_dir
+    from bridging.runs.experiment import train
     from bridging.tracking import finish_wandb
-    from bridging.training import train
 
     check_run_dir(cfg.paths.output_dir, cfg.get("ckpt_path"), bool(cfg.get("overwrite", False)))
     try:

@@ -1,4 +1,4 @@
-"""The IEMOCAP LightningDataModule shared by every recipe.
+"""The LightningDataModule shared by every recipe (IEMOCAP, MELD, their synthetic presets).
 
 Tensors are built once per split when the data is set up: per modality a zero-padded
 ``[n_dialogues, T_max, D]`` tensor, plus lengths, speakers and labels. A batch is then one
@@ -95,6 +95,17 @@ class SplitTensors:
     def n_utterances(self) -> int:
         return int(self.lengths.sum())
 
+    def speakers_per_dialogue(self) -> dict[str, int]:
+        """How many dialogues have 1, 2, ... distinct speakers (keys as strings, JSON-ready)."""
+        n, t = self.speakers.shape
+        real = torch.arange(t)[None, :] < self.lengths[:, None]
+        width = int(self.speakers.max()) + 1 if self.speakers.numel() else 1
+        seen = torch.zeros(n, width, dtype=torch.bool)
+        rows = torch.arange(n)[:, None].expand(n, t)
+        seen[rows[real], self.speakers[real]] = True
+        counts = torch.bincount(seen.sum(1), minlength=1).tolist()
+        return {str(k): int(c) for k, c in enumerate(counts) if c}
+
     def batch(self, index) -> DialogueBatch:
         index = torch.as_tensor(index, dtype=torch.long)
         t = int(self.lengths[index].max())
@@ -119,15 +130,23 @@ class SplitTensors:
 
 
 class IEMOCAPDataModule(pl.LightningDataModule):
-    """IEMOCAP (or IEMOCAP-shaped synthetic) dialogues for every recipe.
+    """IEMOCAP or MELD dialogues (or their synthetic presets) for every recipe.
 
     Args:
-        path: a data file or directory (COGMEN pickle, DialogueRNN pickle, bridging's own
-            format); ``None`` uses the synthetic generator with ``synthetic`` options.
-        format: ``auto`` (detected from the content), ``cogmen``, ``dialoguernn``, ``native``.
-        label_set: ``iemocap_4`` or ``iemocap_6`` (explicit: never guessed).
+        path: a data file or directory (COGMEN pickle, DialogueRNN pickle, MELD pickle,
+            bridging's own format); ``None`` uses the synthetic generator with ``synthetic``
+            options (``synthetic.preset=meld`` for MELD-shaped data).
+        format: ``auto`` (detected from the content), ``cogmen``, ``dialoguernn``, ``meld``,
+            ``native``.
+        label_set: ``iemocap_4``, ``iemocap_6``, ``meld_7`` or ``meld_3`` (explicit: never
+            guessed).
         modalities: the modalities the recipe receives, by name (a, t, v).
         batch_size: dialogues per training batch; ``eval_batch_size`` for dev/test/predict.
+        dev_split: how a MELD file's dev split is recovered from ``trainVid``: ``auto``,
+            ``official`` (MELD's dialogue ids) or ``first_fraction`` (docs/meld.md); other
+            data accept ``auto``.
+        max_speakers: refuse dialogues with more speakers (naming them) and size the model's
+            speaker handling to it (``None``: as stored, 2 for IEMOCAP, 9 for MELD).
     """
 
     def __init__(
@@ -142,6 +161,8 @@ class IEMOCAPDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         synthetic: dict | None = None,
         corpus: Corpus | None = None,
+        dev_split: str = "auto",
+        max_speakers: int | None = None,
     ):
         super().__init__()
         self.path = path
@@ -154,22 +175,37 @@ class IEMOCAPDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.synthetic = dict(synthetic or {})
         self.corpus = corpus
+        self.dev_split = dev_split
+        self.max_speakers = None if max_speakers is None else int(max_speakers)
         self.splits: dict[str, SplitTensors] = {}
         self._facts: DatasetFacts | None = None
 
     # -- loading -------------------------------------------------------------------------
     def load_corpus(self) -> Corpus:
+        from bridging.data.validate import limit_speakers
+
         if self.corpus is not None:
-            return self.corpus
+            return limit_speakers(self.corpus, self.max_speakers)
         if self.path is None:
             from bridging.data.synthetic import synthesize
 
+            if self.dev_split != "auto":
+                raise DataError(
+                    f"data.dev_split={self.dev_split} applies to MELD files; the synthetic "
+                    "corpus has its own dev split: use dev_split=auto"
+                )
             opts = dict(self.synthetic)
             opts.setdefault("label_set", self.label_set)
-            return synthesize(**opts)
+            return limit_speakers(synthesize(**opts), self.max_speakers)
         from bridging.data.sources import load_corpus
 
-        return load_corpus(self.path, format=self.format, label_set=self.label_set)
+        return load_corpus(
+            self.path,
+            format=self.format,
+            label_set=self.label_set,
+            dev_split=self.dev_split,
+            max_speakers=self.max_speakers,
+        )
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
@@ -234,8 +270,13 @@ class IEMOCAPDataModule(pl.LightningDataModule):
             "modalities": self.facts.modalities,
             "feature_sizes": self.facts.feature_sizes,
             "speakers": self.facts.speaker_names,
+            "n_speakers": self.facts.n_speakers,
             "splits": {},
+            # per split: how many dialogues have 1, 2, ... distinct speakers
+            "speakers_per_dialogue": {},
         }
+        if self.corpus is not None and self.corpus.split_rule:
+            out["dev_split"] = self.corpus.split_rule
         for name, split in self.splits.items():
             labels = split.labels[split.labels != IGNORE_INDEX]
             counts = torch.bincount(labels, minlength=self.facts.n_classes).tolist()
@@ -244,6 +285,7 @@ class IEMOCAPDataModule(pl.LightningDataModule):
                 "utterances": split.n_utterances,
                 "label_counts": dict(zip(self.facts.label_names, counts)),
             }
+            out["speakers_per_dialogue"][name] = split.speakers_per_dialogue()
         return out
 
     # -- loaders -------------------------------------------------------------------------

@@ -17,7 +17,9 @@ Tensors of a split with N utterances in K dialogues, utterances in dialogue orde
 - ``features/<m>``: float32 [N, D_m], one per modality (a, t, v);
 - ``speakers``: int64 [N], speaker ids (index into ``speaker_names``);
 - ``labels``: int64 [N], label indices of ``label_set``, -100 where unknown;
-- ``offsets``: int64 [K + 1], dialogue k is rows ``offsets[k]:offsets[k+1]``.
+- ``offsets``: int64 [K + 1], dialogue k is rows ``offsets[k]:offsets[k+1]``;
+- ``other_labels/<set>``: int64 [N], the same utterances in another label set (MELD corpora
+  carry meld_7 and meld_3), when every dialogue has them (listed in ``other_label_sets``).
 
 meta.json::
 
@@ -26,6 +28,7 @@ meta.json::
      "speaker_names": ["M", "F"], "n_speakers": 2,
      "modalities": ["a", "t", "v"], "feature_sizes": {"a": 100, "t": 768, "v": 512},
      "source_format": "dialoguernn", "extractors": {"a": {...}, ...},
+     "other_label_sets": [], "split_rule": null,
      "splits": {"train": {"file": "train.safetensors", "n_dialogues": K, "n_utterances": N,
                           "dialogue_ids": [...], "sentences": [[...], ...] or null}, ...}}
 
@@ -53,7 +56,9 @@ META_FILE = "meta.json"
 HEADER_KEY = "bridging"
 
 
-def _split_tensors(dialogues: list[Dialogue], modalities: list[str]) -> dict[str, np.ndarray]:
+def _split_tensors(
+    dialogues: list[Dialogue], modalities: list[str], other_sets=()
+) -> dict[str, np.ndarray]:
     lengths = np.array([len(d) for d in dialogues], dtype=np.int64)
     offsets = np.zeros(len(dialogues) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -71,7 +76,18 @@ def _split_tensors(dialogues: list[Dialogue], modalities: list[str]) -> dict[str
             out[f"features/{m}"] = np.ascontiguousarray(
                 np.concatenate([d.features[m] for d in dialogues]), dtype=np.float32
             )
+    for name in other_sets if dialogues else ():
+        labels = [d.other_labels[name] for d in dialogues]
+        out[f"other_labels/{name}"] = np.concatenate(labels).astype(np.int64)
     return out
+
+
+def _other_label_sets(dialogues: list[Dialogue]) -> list[str]:
+    """The other label sets every dialogue has (``Dialogue.other_labels``)."""
+    if not dialogues or any(not d.other_labels for d in dialogues):
+        return []
+    common = set.intersection(*(set(d.other_labels) for d in dialogues))
+    return sorted(common)
 
 
 def _metadata(corpus: Corpus) -> dict:
@@ -102,6 +118,8 @@ def _metadata(corpus: Corpus) -> dict:
         "feature_sizes": sizes,
         "source_format": corpus.source_format,
         "extractors": corpus.extractors,
+        "other_label_sets": _other_label_sets([d for ds in corpus.splits.values() for d in ds]),
+        "split_rule": corpus.split_rule,
         "splits": splits,
     }
 
@@ -112,7 +130,7 @@ def write_native(corpus: Corpus, path, *, force: bool = False) -> Path:
     ``force``, which replaces an existing native corpus (a folder holding meta.json, or a
     file); a folder that is not a bridging corpus is always refused. Files and folders get
     the umask's mode. Returns the path."""
-    from bridging.io import atomic_output, make_temp_dir, refuse_existing, umask_files
+    from bridging.files import atomic_output, make_temp_dir, refuse_existing, umask_files
 
     path = Path(path)
     if path.exists() and path.is_dir() and not (path / META_FILE).is_file():
@@ -125,7 +143,7 @@ def write_native(corpus: Corpus, path, *, force: bool = False) -> Path:
             raise DataError(f"{path}: is a directory; refusing to replace it with a file")
         tensors = {}
         for split, dialogues in corpus.splits.items():
-            for k, v in _split_tensors(dialogues, modalities).items():
+            for k, v in _split_tensors(dialogues, modalities, meta["other_label_sets"]).items():
                 tensors[f"{split}/{k}"] = v
         with atomic_output(path) as tmp:
             save_file(tensors, str(tmp), metadata={HEADER_KEY: json.dumps(meta)})
@@ -133,7 +151,8 @@ def write_native(corpus: Corpus, path, *, force: bool = False) -> Path:
     tmp = make_temp_dir(path)
     try:
         for split, dialogues in corpus.splits.items():
-            save_file(_split_tensors(dialogues, modalities), str(tmp / f"{split}.safetensors"))
+            tensors = _split_tensors(dialogues, modalities, meta["other_label_sets"])
+            save_file(tensors, str(tmp / f"{split}.safetensors"))
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
         umask_files(tmp)
         if path.exists():
@@ -234,7 +253,9 @@ def read_native(path, label_set: str | None = None) -> Corpus:
         else:
             prefix = f"{split}/"
             tensors = {k[len(prefix) :]: v for k, v in combined.items() if k.startswith(prefix)}
-        splits[split] = _split_dialogues(tensors, info, meta["modalities"], where, split)
+        splits[split] = _split_dialogues(
+            tensors, info, meta["modalities"], where, split, meta.get("other_label_sets") or []
+        )
     corpus = Corpus(
         splits=splits,
         label_names=tuple(meta["label_names"]),
@@ -244,13 +265,14 @@ def read_native(path, label_set: str | None = None) -> Corpus:
         n_speakers=int(meta.get("n_speakers", 2)),
         speaker_names=tuple(meta.get("speaker_names", ("M", "F"))),
         extractors=meta.get("extractors") or {},
+        split_rule=meta.get("split_rule"),
     )
     if label_set is not None:
         corpus = convert_label_set(corpus, label_set)
     return corpus
 
 
-def _split_dialogues(tensors, info, modalities, where, split) -> list[Dialogue]:
+def _split_dialogues(tensors, info, modalities, where, split, other_sets=()) -> list[Dialogue]:
     at = f"{where}: split {split!r}"
     for key in ("speakers", "labels", "offsets"):
         if key not in tensors:
@@ -283,6 +305,13 @@ def _split_dialogues(tensors, info, modalities, where, split) -> list[Dialogue]:
     labels = tensors["labels"].astype(np.int64)
     if speakers.shape != (n,):
         raise DataError(f"{at}: speakers has shape {tuple(speakers.shape)}, expected [{n}]")
+    other = {}
+    for name in other_sets if ids else ():
+        y = tensors.get(f"other_labels/{name}")
+        if y is None or y.shape != (n,):
+            got = "no tensor" if y is None else f"shape {tuple(y.shape)}"
+            raise DataError(f"{at}: other_labels/{name}: {got}, expected [{n}] labels")
+        other[name] = y.astype(np.int64)
     sentences = info.get("sentences")
     out = []
     for k, vid in enumerate(ids):
@@ -294,6 +323,7 @@ def _split_dialogues(tensors, info, modalities, where, split) -> list[Dialogue]:
                 labels=labels[lo:hi],
                 features={m: x[lo:hi] for m, x in feats.items()},
                 sentences=None if sentences is None else list(sentences[k]),
+                other_labels={k2: y[lo:hi] for k2, y in other.items()} or None,
             )
         )
     return out

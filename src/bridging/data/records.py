@@ -1,8 +1,8 @@
 """In-memory records of a loaded corpus, before tensors are built.
 
-Every source (COGMEN pickle, DialogueRNN pickle, bridging's own format, the synthetic
-generator) produces a :class:`Corpus`: named splits, each an ordered list of
-:class:`Dialogue`. The DataModule validates a Corpus and turns it into tensors once.
+Every source (COGMEN pickle, DialogueRNN pickle, MELD's DialogueRNN/MMGCN pickle, bridging's
+own format, the synthetic generators) produces a :class:`Corpus`: named splits, each an
+ordered list of :class:`Dialogue`. The DataModule validates a Corpus and turns it into tensors once.
 """
 
 from __future__ import annotations
@@ -17,11 +17,16 @@ MODALITY_ORDER: tuple[str, ...] = ("a", "t", "v")
 #: Label index used for padded positions and utterances without a gold label.
 IGNORE_INDEX = -100
 
-#: IEMOCAP label sets (docs/method.md, section 1), names in index order.
+#: Label sets, names in index order: IEMOCAP's (docs/method.md, section 1) and MELD's
+#: (docs/meld.md): the 7 emotions and the 3 sentiments, indices as in MELD's files.
 LABEL_SETS: dict[str, tuple[str, ...]] = {
     "iemocap_6": ("hap", "sad", "neu", "ang", "exc", "fru"),
     "iemocap_4": ("hap", "sad", "neu", "ang"),
+    "meld_7": ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger"),
+    "meld_3": ("neutral", "positive", "negative"),
 }
+#: The label sets of MELD: every MELD file labels each utterance in both.
+MELD_LABEL_SETS: tuple[str, ...] = ("meld_7", "meld_3")
 
 #: Speaker codes of IEMOCAP: M -> 0, F -> 1.
 SPEAKER_CODES: dict[str, int] = {"M": 0, "F": 1}
@@ -59,6 +64,9 @@ class Dialogue:
     #: Synthetic data only: the generating latent emotion per utterance (6-way index in
     #: LABEL_SETS["iemocap_6"] order), kept so reports can show the annotation ceiling.
     latent: np.ndarray | None = None
+    #: The same utterances' labels in other label sets (label set -> int64 [n]): MELD files
+    #: label every utterance with an emotion (meld_7) and a sentiment (meld_3).
+    other_labels: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -77,6 +85,9 @@ class Corpus:
     speaker_names: tuple[str, ...] = SPEAKER_NAMES
     #: Feature extractors used to make the features (saved with models; docs/method.md 5).
     extractors: dict[str, dict] = field(default_factory=dict)
+    #: How the dev split was recovered from a file that does not store it (e.g. MELD's
+    #: official dialogue ids), for summaries; None when the splits are as stored.
+    split_rule: str | None = None
 
     @property
     def modalities(self) -> list[str]:

@@ -4,11 +4,18 @@ Formats (see each module's docstring for the layout):
 
 - ``cogmen``: COGMEN's prepared pickle (data_iemocap.pkl / data_iemocap_4.pkl);
 - ``dialoguernn``: DialogueRNN's IEMOCAP_features.pkl;
+- ``meld``: MELD's feature pickles, DialogueRNN/DialogueGCN's 9-tuple or MMGCN's 10-tuple
+  with video (:mod:`bridging.data.meld_format`);
 - ``native``: bridging's own safetensors + JSON corpus (directory or one .safetensors file).
 
 Formats are detected by content: a directory, a JSON or a safetensors file is native; a
 pickle is loaded through the allow-list unpickler and recognised by its shape (a dict with
-train/test -> cogmen, a 9-tuple -> dialoguernn).
+train/test -> cogmen; a 9-tuple with one-hot speakers and the sentiment dict last, or a
+10-tuple -> meld; another 9-tuple -> dialoguernn).
+
+``dev_split`` (MELD: how the dev split is recovered from ``trainVid``, see
+:mod:`bridging.data.meld_format`) and ``max_speakers`` (refuse dialogues with more speakers
+and size the corpus to it) are options of :func:`load_corpus` and of the DataModule.
 """
 
 from __future__ import annotations
@@ -19,12 +26,13 @@ from pathlib import Path
 
 from bridging.data.cogmen_format import cogmen_from_object, is_cogmen_object, sample_class_map
 from bridging.data.dialoguernn_format import dialoguernn_from_object, is_dialoguernn_object
+from bridging.data.meld_format import DEV_SPLITS, is_meld_object, meld_from_object
 from bridging.data.native import read_native, write_native
 from bridging.data.records import LABEL_SETS, Corpus, DataError
 from bridging.data.safe_pickle import safe_load
-from bridging.data.validate import check_label_range, validate_corpus
+from bridging.data.validate import check_label_range, limit_speakers, validate_corpus
 
-FORMATS = ("cogmen", "dialoguernn", "native")
+FORMATS = ("cogmen", "dialoguernn", "meld", "native")
 
 
 def _check_exists(path: Path) -> None:
@@ -51,6 +59,8 @@ def _load_pickle(path: Path):
 def _format_of_object(obj, where) -> str:
     if is_cogmen_object(obj):
         return "cogmen"
+    if is_meld_object(obj):  # before dialoguernn: both are 9-tuples
+        return "meld"
     if is_dialoguernn_object(obj):
         return "dialoguernn"
     shape = type(obj).__name__
@@ -60,13 +70,14 @@ def _format_of_object(obj, where) -> str:
         shape += f" of {len(obj)} items"
     raise DataError(
         f"{where}: unrecognised data: a pickle holding a {shape}; expected a COGMEN file "
-        "(dict with train, dev, test) or a DialogueRNN file (9-tuple); known formats: "
-        f"{', '.join(FORMATS)}"
+        "(dict with train, dev, test), a DialogueRNN file (9-tuple) or a MELD file (9-tuple "
+        f"with one-hot speakers, or MMGCN's 10-tuple); known formats: {', '.join(FORMATS)}"
     )
 
 
 def detect_format(path) -> str:
-    """Return "cogmen", "dialoguernn" or "native" for the data at ``path`` (by content)."""
+    """Return "cogmen", "dialoguernn", "meld" or "native" for the data at ``path`` (by
+    content)."""
     path = Path(path)
     _check_exists(path)
     if _looks_native(path):
@@ -79,6 +90,26 @@ def _max_label(corpus: Corpus) -> int:
     return max(tops, default=-1)
 
 
+def _check_dev_split(dev_split: str, found: str, where: str) -> None:
+    """``dev_split`` other than auto applies to MELD files (and first_fraction is what
+    DialogueRNN's IEMOCAP files get anyway)."""
+    if dev_split not in DEV_SPLITS:
+        raise DataError(f"unknown dev_split {dev_split!r}: expected one of {', '.join(DEV_SPLITS)}")
+    if dev_split == "auto" or found == "meld":
+        return
+    if found == "dialoguernn" and dev_split == "first_fraction":
+        return
+    how = {
+        "cogmen": "its dev split is stored",
+        "native": "its dev split is stored",
+        "dialoguernn": "dev is the first 10% of trainVid (first_fraction)",
+    }.get(found, "")
+    raise DataError(
+        f"{where}: dev_split={dev_split} applies to MELD files; this is {found} data ({how}): "
+        "use dev_split=auto"
+    )
+
+
 def load_corpus(
     path,
     format: str = "auto",
@@ -86,11 +117,16 @@ def load_corpus(
     *,
     modalities=None,
     validate: bool = True,
+    dev_split: str = "auto",
+    max_speakers: int | None = None,
 ) -> Corpus:
     """Load the corpus at ``path`` in ``label_set`` (None: as stored) and validate it.
 
     ``format``: "auto" (detect by content) or one of :data:`FORMATS`. ``modalities``: those
     the caller needs, checked by :func:`validate_corpus` (default: those of the data).
+    ``dev_split``: MELD's dev split rule (auto, official, first_fraction; docs/meld.md).
+    ``max_speakers``: refuse dialogues with more speakers (naming them) and size the corpus
+    to it (None: as stored).
     """
     if format != "auto" and format not in FORMATS:
         raise DataError(
@@ -104,14 +140,18 @@ def load_corpus(
     if format == "auto" and _looks_native(path):
         format = "native"
     if format == "native":
+        _check_dev_split(dev_split, "native", where)
         corpus = read_native(path, label_set=label_set)
     else:
         obj = _load_pickle(path)
         found = _format_of_object(obj, where)
         if format != "auto" and found != format:
             raise DataError(f"{where}: asked to read it as {format} but it holds {found} data")
+        _check_dev_split(dev_split, found, where)
         read = cogmen_from_object if found == "cogmen" else dialoguernn_from_object
-        if label_set is None:
+        if found == "meld":  # label_set None: as stored, the emotions (meld_7)
+            corpus = meld_from_object(obj, label_set=label_set, where=where, dev_split=dev_split)
+        elif label_set is None:
             # as stored: 4-way if no exc/fru label anywhere (data_iemocap_4.pkl and
             # IEMOCAP_features_4.pkl), else 6-way
             corpus = read(obj, label_set="iemocap_6", where=where, check_labels=False)
@@ -120,13 +160,19 @@ def load_corpus(
             check_label_range(corpus)
         else:
             corpus = read(obj, label_set=label_set, where=where)
+    corpus = limit_speakers(corpus, max_speakers)
     if validate:
         validate_corpus(corpus, modalities)
     return corpus
 
 
 def convert(
-    in_path, out_path, format: str = "auto", label_set: str | None = None, force: bool = False
+    in_path,
+    out_path,
+    format: str = "auto",
+    label_set: str | None = None,
+    force: bool = False,
+    dev_split: str = "auto",
 ) -> Corpus:
     """Convert data at ``in_path`` into bridging's format at ``out_path``; return the corpus.
 
@@ -134,10 +180,10 @@ def convert(
     as iemocap_4 applies the dropping rule). An existing ``out_path`` is refused unless
     ``force`` (see :func:`~bridging.data.native.write_native`).
     """
-    from bridging.io import refuse_existing
+    from bridging.files import refuse_existing
 
     refuse_existing(out_path, force)
-    corpus = load_corpus(in_path, format=format, label_set=label_set)
+    corpus = load_corpus(in_path, format=format, label_set=label_set, dev_split=dev_split)
     write_native(corpus, out_path, force=force)
     return corpus
 

@@ -12,7 +12,11 @@ sizes a 100, t 768, v 512. Presets:
     given the latent category, the modalities are independent of each other and of the
     annotators' perception;
 ``legacy``
-    the first generator (:mod:`bridging.data.synthetic_legacy`), kept to reproduce old figures.
+    the first generator (:mod:`bridging.data.synthetic_legacy`), kept to reproduce old figures;
+``meld``
+    a MELD-shaped corpus (:mod:`bridging.data.synthetic_meld`: 1,433 multi-party dialogues,
+    up to 9 speakers, meld_7/meld_3 labels, a 300 + t 600 features); its own defaults apply
+    to every argument left unset (None).
 
 The generative model of ``iemocap`` (every draw from one ``numpy.random.Generator(seed)``;
 the parameters are :class:`CorpusParams`, each fitted to a fact about the real corpus that has
@@ -71,7 +75,16 @@ from bridging.data.validate import convert_label_set
 DEFAULT_FEATURE_SIZES = {"a": 100, "t": 768, "v": 512}
 IEMOCAP_DIALOGUES, IEMOCAP_TEST_DIALOGUES, IEMOCAP_SESSIONS = 151, 31, 5
 N_CLASSES = 6
-PRESETS = ("iemocap", "independent", "legacy")
+PRESETS = ("iemocap", "independent", "legacy", "meld")
+#: synthesize()'s defaults for the IEMOCAP-shaped presets (iemocap, independent, legacy)
+IEMOCAP_DEFAULTS = dict(
+    n_dialogues=IEMOCAP_DIALOGUES,
+    min_len=8,
+    max_len=110,
+    mean_len=49.2,
+    label_set="iemocap_6",
+    dev_fraction=0.1,
+)
 #: Hidden width of the audio modality's random nonlinear map.
 AUDIO_HIDDEN = 16
 
@@ -491,30 +504,36 @@ def generate(
 
 
 def synthesize(
-    n_dialogues: int = IEMOCAP_DIALOGUES,
-    min_len: int = 8,
-    max_len: int = 110,
-    mean_len: float = 49.2,
+    n_dialogues: int | None = None,
+    min_len: int | None = None,
+    max_len: int | None = None,
+    mean_len: float | None = None,
     feature_sizes: dict[str, int] | None = None,
-    label_set: str = "iemocap_6",
+    label_set: str | None = None,
     seed: int = 0,
     n_test_dialogues: int | None = None,
-    dev_fraction: float = 0.1,
+    dev_fraction: float | None = None,
     total_utterances: int | None = None,
     sentences: bool = True,
     preset: str = "iemocap",
     **overrides,
 ) -> Corpus:
-    """Generate a seeded synthetic IEMOCAP-like corpus (see the module docstring).
+    """Generate a seeded synthetic corpus (see the module docstring).
 
+    Arguments left None take the preset's defaults: for the IEMOCAP-shaped presets 151
+    dialogues, lengths 8..110 with mean 49.2, iemocap_6, dev 10% of the training dialogues
+    (:data:`IEMOCAP_DEFAULTS`); for ``meld`` those of
+    :func:`bridging.data.synthetic_meld.synthesize_meld`.
     ``feature_sizes``: modality -> size (default a 100, t 768, v 512; any subset of a, t, v).
     ``n_test_dialogues``: default 31 of 151, scaled to ``n_dialogues`` (at least 1).
     ``total_utterances``: if given, the 6-way lengths add up to exactly this.
-    ``preset``: ``iemocap`` (default), ``independent`` (no shared affect) or ``legacy``.
+    ``preset``: ``iemocap`` (default), ``independent`` (no shared affect), ``legacy`` or
+    ``meld``.
     ``overrides``: :class:`CorpusParams` fields for the calibrated presets (e.g.
-    ``redundancy=0.5``); the legacy generator's own keywords for ``legacy``.
+    ``redundancy=0.5``); the legacy generator's own keywords for ``legacy``;
+    :class:`~bridging.data.synthetic_meld.MeldParams` fields for ``meld``.
     """
-    common = dict(
+    given = dict(
         n_dialogues=n_dialogues,
         min_len=min_len,
         max_len=max_len,
@@ -527,6 +546,19 @@ def synthesize(
         total_utterances=total_utterances,
         sentences=sentences,
     )
+    if preset == "meld":
+        from bridging.data.synthetic_meld import synthesize_meld
+
+        return synthesize_meld(**given, **overrides)
+    common = {
+        k: (IEMOCAP_DEFAULTS[k] if v is None and k in IEMOCAP_DEFAULTS else v)
+        for k, v in given.items()
+    }
+    if common["label_set"] not in ("iemocap_4", "iemocap_6") and common["label_set"] in LABEL_SETS:
+        raise ValueError(
+            f"preset {preset} makes IEMOCAP labels (iemocap_4, iemocap_6); label_set "
+            f"{common['label_set']} needs preset meld"
+        )
     if preset == "legacy":
         from bridging.data.synthetic_legacy import synthesize_legacy
 
@@ -542,6 +574,7 @@ __all__ = [
     "CorpusParams",
     "preset_params",
     "PRESETS",
+    "IEMOCAP_DEFAULTS",
     "DEFAULT_FEATURE_SIZES",
     "IEMOCAP_6_COUNTS",
 ]

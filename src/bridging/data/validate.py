@@ -14,6 +14,7 @@ import numpy as np
 from bridging.data.records import (
     IGNORE_INDEX,
     LABEL_SETS,
+    MELD_LABEL_SETS,
     SPEAKER_CODES,
     Corpus,
     DataError,
@@ -148,17 +149,56 @@ def check_not_four_way(corpus: Corpus, *, min_utterances: int = 200) -> None:
         )
 
 
+def _drop_utterances(d: Dialogue, keep: np.ndarray) -> Dialogue:
+    """``d`` with only the utterances where ``keep`` is True (every per-utterance field)."""
+    return Dialogue(
+        id=d.id,
+        speakers=d.speakers[keep],
+        labels=d.labels[keep],
+        features={m: x[keep] for m, x in d.features.items()},
+        sentences=None if d.sentences is None else [s for s, k in zip(d.sentences, keep) if k],
+        latent=None if d.latent is None else d.latent[keep],
+        other_labels=(
+            None if d.other_labels is None else {k: v[keep] for k, v in d.other_labels.items()}
+        ),
+    )
+
+
+def _swap_label_set(corpus: Corpus, label_set: str) -> Corpus:
+    """MELD: the same utterances in the other label set, from ``Dialogue.other_labels``
+    (MELD files store both the emotion and the sentiment of every utterance)."""
+    splits = {}
+    for split, dialogues in corpus.splits.items():
+        out = []
+        for d in dialogues:
+            other = d.other_labels or {}
+            if label_set not in other:
+                raise DataError(
+                    f"{_at(corpus.where(), split, d.id)}: holds {corpus.label_set} labels only; "
+                    f"{label_set} was asked for and the data has no {label_set} labels"
+                )
+            rest = {k: v for k, v in other.items() if k != label_set}
+            rest[corpus.label_set] = d.labels
+            out.append(replace(d, labels=other[label_set], other_labels=rest))
+        splits[split] = out
+    return replace(corpus, splits=splits, label_set=label_set, label_names=LABEL_SETS[label_set])
+
+
 def convert_label_set(corpus: Corpus, label_set: str) -> Corpus:
     """Return ``corpus`` in ``label_set``.
 
     iemocap_6 -> iemocap_4 keeps hap, sad, neu, ang (same indices) and drops the exc and fru
     utterances (docs/method.md, section 1); dialogues left empty are dropped. Asking for iemocap_6
-    from a 4-way corpus is an error (the dropped utterances cannot be restored).
+    from a 4-way corpus is an error (the dropped utterances cannot be restored). meld_7 <->
+    meld_3 swaps in the other labels MELD files store for the same utterances
+    (``Dialogue.other_labels``, docs/meld.md).
     """
     if label_set not in LABEL_SETS:
         raise DataError(f"unknown label set {label_set!r}: expected one of {sorted(LABEL_SETS)}")
     if corpus.label_set == label_set:
         return corpus
+    if corpus.label_set in MELD_LABEL_SETS and label_set in MELD_LABEL_SETS:
+        return _swap_label_set(corpus, label_set)
     if corpus.label_set == "iemocap_6" and label_set == "iemocap_4":
         dropped = (LABEL_SETS["iemocap_6"].index("exc"), LABEL_SETS["iemocap_6"].index("fru"))
         splits = {}
@@ -168,31 +208,52 @@ def convert_label_set(corpus: Corpus, label_set: str) -> Corpus:
                 keep = ~np.isin(d.labels, dropped)
                 if not keep.any():
                     continue
-                if keep.all():
-                    kept.append(d)
-                    continue
-                kept.append(
-                    Dialogue(
-                        id=d.id,
-                        speakers=d.speakers[keep],
-                        labels=d.labels[keep],
-                        features={m: x[keep] for m, x in d.features.items()},
-                        sentences=(
-                            None
-                            if d.sentences is None
-                            else [s for s, k in zip(d.sentences, keep) if k]
-                        ),
-                        latent=None if d.latent is None else d.latent[keep],
-                    )
-                )
+                kept.append(d if keep.all() else _drop_utterances(d, keep))
             splits[split] = kept
         return replace(
             corpus, splits=splits, label_set=label_set, label_names=LABEL_SETS[label_set]
         )
     raise DataError(
         f"{corpus.where()}: holds {corpus.label_set} labels; {label_set} was asked for and "
-        f"cannot be made from it (only iemocap_6 -> iemocap_4 is supported)"
+        f"cannot be made from it (supported: iemocap_6 -> iemocap_4, meld_7 <-> meld_3)"
     )
+
+
+def limit_speakers(corpus: Corpus, max_speakers: int | None) -> Corpus:
+    """Refuse a dialogue with a speaker id >= ``max_speakers`` (naming the dialogue) and size
+    the corpus to ``max_speakers`` speakers when it allows more (``None``: as stored).
+
+    The model's relation types and speaker handling are sized from ``corpus.n_speakers``, so
+    this is how a config caps them (``data.max_speakers``; MELD's files allow 9)."""
+    if max_speakers is None:
+        return corpus
+    limit = int(max_speakers)
+    if limit < 1:
+        raise DataError(f"max_speakers must be >= 1, got {max_speakers!r}")
+    for split, dialogues in corpus.splits.items():
+        for d in dialogues:
+            bad = d.speakers >= limit
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                n = len(np.unique(d.speakers))
+                raise DataError(
+                    f"{_at(corpus.where(), split, d.id)}: speakers: utterance {i} is speaker "
+                    f"{int(d.speakers[i])} of a dialogue with {n} speakers, but at most "
+                    f"{limit} speakers are supported (data.max_speakers={limit}: ids "
+                    f"0..{limit - 1})"
+                )
+    if corpus.n_speakers <= limit:
+        return corpus
+    return replace(corpus, n_speakers=limit, speaker_names=tuple(corpus.speaker_names[:limit]))
+
+
+def first_non_finite(x: np.ndarray) -> tuple[int, int] | None:
+    """(utterance, feature index) of the first NaN or inf of a [n, D] array, or None."""
+    finite = np.isfinite(x)
+    if finite.all():
+        return None
+    i, j = (int(v[0]) for v in np.nonzero(~finite))
+    return i, j
 
 
 def check_dialogue_ids(where: str, splits: dict, fields: dict | None = None) -> None:
@@ -316,9 +377,9 @@ def validate_corpus(corpus: Corpus, modalities=None) -> Corpus:
                         f"{first[0]} in split {first[1]!r}, dialogue {first[2]!r}: feature "
                         "sizes must agree"
                     )
-                finite = np.isfinite(x)
-                if not finite.all():
-                    i, j = (int(v[0]) for v in np.nonzero(~finite))
+                bad = first_non_finite(x)
+                if bad is not None:
+                    i, j = bad
                     raise DataError(
                         f"{at}: modality {m!r}, utterance {i} has a non-finite feature "
                         f"({x[i, j]} at index {j}): expected finite numbers (no NaN or inf)"
@@ -330,6 +391,8 @@ __all__ = [
     "validate_corpus",
     "check_dialogue_ids",
     "convert_label_set",
+    "limit_speakers",
+    "first_non_finite",
     "check_label_range",
     "check_not_four_way",
     "stack_features",

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bridging.data.records import IGNORE_INDEX
+from bridging.losses.nll import masked_nll
 
 EMB_KINDS = ("triplet", "mse", "cosine")
 REDUCTIONS = ("sum", "mean")
@@ -54,22 +55,12 @@ def _check_pair(student: Tensor, teacher: Tensor, what: str) -> None:
 
 
 def cross_entropy(logits: Tensor, labels: Tensor, class_weights=None) -> Tensor:
-    """NLL of ``log_softmax(logits)`` over labelled utterances (``IGNORE_INDEX`` skipped).
-
-    With class weights the weighted mean ``sum(w_y * nll) / sum(w_y)``. No labelled utterance:
-    0 (with a zero gradient)."""
+    """NLL of ``log_softmax(logits)`` over labelled utterances (``IGNORE_INDEX`` skipped):
+    :func:`bridging.losses.nll.masked_nll` of the logits."""
     labels = labels.to(logits.device).long()
     if labels.shape != logits.shape[:1]:
         raise ValueError(f"labels {tuple(labels.shape)} do not match logits {tuple(logits.shape)}")
-    log_probs = F.log_softmax(logits, dim=-1)
-    valid = labels != IGNORE_INDEX
-    safe = torch.where(valid, labels, torch.zeros_like(labels))
-    nll = -log_probs.gather(1, safe[:, None]).squeeze(1)
-    weight = valid.to(log_probs.dtype)
-    if class_weights is not None:
-        cw = torch.as_tensor(class_weights, dtype=log_probs.dtype, device=log_probs.device)
-        weight = weight * cw[safe]
-    return (nll * weight).sum() / weight.sum().clamp_min(torch.finfo(log_probs.dtype).tiny)
+    return masked_nll(F.log_softmax(logits, dim=-1), labels, class_weights)
 
 
 def kd_kl(student_logits: Tensor, teacher_logits: Tensor, T: float) -> Tensor:

@@ -6,7 +6,7 @@ concatenated in the order a, t, v); outputs are flat over the real utterances, d
 
 Submodule names follow the reference implementation (``rnn`` = sequence context, ``gcn`` =
 GNN, ``clf`` = classifier), so reference state dicts map one to one (see
-:mod:`bridging.models.reference`).
+:mod:`bridging.cogmen_import.read`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bridging.data.records import IGNORE_INDEX
+from bridging.losses.nll import masked_nll
 from bridging.models.classifier import Classifier
 from bridging.models.gnn import GNN
-from bridging.models.graph import build_graph_flat, n_relations
+from bridging.models.graph import build_graph_flat, check_relations, check_window, n_relations
 from bridging.models.seqcontext import PAD_MODES, SeqContext
 
 GNN_KINDS = ("rgcn_transformer", "none")
@@ -47,7 +47,10 @@ class COGMEN(nn.Module):
       classifier hidden size (100 in the reference);
     - ``gnn``: ``"rgcn_transformer"`` (the reference) or ``"none"`` (sequence context ->
       classifier); ``gnn_nheads``: TransformerConv heads; ``wp`` / ``wf``: graph windows
-      (-1 = unbounded); ``n_speakers``: speakers per corpus (relations = 2 * n_speakers^2);
+      (-1 = unbounded); ``n_speakers``: speakers per corpus;
+    - ``relations``: ``"speaker_pairs"`` (the reference: 2 * n_speakers^2 relation types) or
+      ``"same_other"`` (same/other speaker x past/future: 4); ``num_bases``: RGCN basis
+      decomposition (None: none, as the reference; docs/meld.md);
     - ``concat_gin_gout``: feed [GNN input | GNN output] to the classifier;
     - ``use_highway``: one highway layer before the classifier;
     - ``class_weights``: per-class NLL weights (e.g. 1 / training-split frequency);
@@ -75,8 +78,11 @@ class COGMEN(nn.Module):
         class_weights: Sequence[float] | Tensor | None = None,
         pad_mode: str = "mask",
         dropout_masks: str = "lanes",
+        relations: str = "speaker_pairs",
+        num_bases: int | None = None,
     ) -> None:
         super().__init__()
+        check_relations(relations)
         if gnn not in GNN_KINDS:
             raise ValueError(f"unknown gnn {gnn!r}: expected one of {GNN_KINDS}")
         if pad_mode not in PAD_MODES:
@@ -86,15 +92,15 @@ class COGMEN(nn.Module):
                 f"bad sizes: input_size={input_size}, n_classes={n_classes}, "
                 f"n_speakers={n_speakers}"
             )
-        for name, w in (("wp", wp), ("wf", wf)):
-            if int(w) < -1:
-                raise ValueError(f"{name} must be >= 0 or -1 (unbounded), got {w}")
+        check_window("wp", wp)
+        check_window("wf", wf)
         self.input_size = int(input_size)
         self.n_classes = int(n_classes)
         self.n_speakers = int(n_speakers)
         self.wp = int(wp)
         self.wf = int(wf)
         self.gnn_kind = gnn
+        self.relations = relations
         self.concat_gin_gout = bool(concat_gin_gout) and gnn != "none"
 
         self.rnn = SeqContext(
@@ -112,7 +118,13 @@ class COGMEN(nn.Module):
             self.embedding_size = g
             clf_in = g
         else:
-            self.gcn = GNN(g, hidden_size, n_relations(self.n_speakers), heads=gnn_nheads)
+            self.gcn = GNN(
+                g,
+                hidden_size,
+                n_relations(self.n_speakers, relations),
+                heads=gnn_nheads,
+                num_bases=num_bases,
+            )
             self.embedding_size = self.gcn.output_size
             clf_in = self.embedding_size + (g if self.concat_gin_gout else 0)
         self.clf = Classifier(clf_in, hidden_size, self.n_classes, drop_rate, use_highway)
@@ -149,7 +161,12 @@ class COGMEN(nn.Module):
             clf_in = feats
         else:
             edge_index, edge_type = build_graph_flat(
-                lengths, speakers.to(x.device)[mask], self.wp, self.wf, self.n_speakers
+                lengths,
+                speakers.to(x.device)[mask],
+                self.wp,
+                self.wf,
+                self.n_speakers,
+                self.relations,
             )
             emb = self.gcn(feats, edge_index, edge_type)
             clf_in = torch.cat([feats, emb], dim=-1) if self.concat_gin_gout else emb
@@ -157,24 +174,9 @@ class COGMEN(nn.Module):
         return ModelOutput(log_probs=F.log_softmax(logits, dim=-1), logits=logits, embeddings=emb)
 
     def loss(self, out: ModelOutput, flat_labels: Tensor) -> Tensor:
-        """NLL averaged over utterances whose label is not IGNORE_INDEX.
-
-        With class weights, the weighted mean sum(w_y * nll) / sum(w_y) (as torch's NLLLoss).
-        A batch without any labelled utterance gives 0 (with a zero gradient).
-        """
-        log_probs = out.log_probs
-        labels = flat_labels.to(log_probs.device).long()
-        if labels.shape != log_probs.shape[:1]:
-            raise ValueError(
-                f"labels {tuple(labels.shape)} do not match outputs {tuple(log_probs.shape)}"
-            )
-        valid = labels != IGNORE_INDEX
-        safe = torch.where(valid, labels, torch.zeros_like(labels))
-        nll = -log_probs.gather(1, safe[:, None]).squeeze(1)
-        weight = valid.to(log_probs.dtype)
-        if self.class_weights is not None:
-            weight = weight * self.class_weights.to(log_probs.dtype)[safe]
-        return (nll * weight).sum() / weight.sum().clamp_min(torch.finfo(log_probs.dtype).tiny)
+        """NLL averaged over utterances whose label is not IGNORE_INDEX, with the model's
+        class weights (:func:`bridging.losses.nll.masked_nll`)."""
+        return masked_nll(out.log_probs, flat_labels, self.class_weights)
 
 
 __all__ = ["COGMEN", "ModelOutput", "GNN_KINDS"]

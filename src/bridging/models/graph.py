@@ -4,8 +4,17 @@ Nodes are the real utterances of a batch, flat and dialogue-major: node ``k`` of
 ``b`` has index ``offset_b + k`` where ``offset_b = sum(lengths[:b])``. For every utterance
 ``i`` there is an edge ``i -> j`` for each ``j`` of the same dialogue with
 ``i - wp <= j <= i + wf`` (self loop included; ``-1`` = unbounded on that side). Source is
-``i``, target is ``j`` (PyG convention: messages flow source -> target). The relation type is
-``(speaker_i * n_speakers + speaker_j) * 2 + (0 if i < j else 1)``.
+``i``, target is ``j`` (PyG convention: messages flow source -> target).
+
+Relation types (``relations``, docs/method.md 2.2 and docs/meld.md):
+
+``speaker_pairs`` (COGMEN's, the reference)
+    ``(speaker_i * n_speakers + speaker_j) * 2 + (0 if i < j else 1)``: 2 * n_speakers^2
+    types (8 for IEMOCAP's 2 speakers, 162 for MELD's 9);
+``same_other``
+    ``(0 if speaker_i == speaker_j else 1) * 2 + (0 if i < j else 1)``: 4 types whatever the
+    number of speakers (same/other speaker x past/future, the usual choice of graph ERC
+    models on multi-party data).
 
 No Python loop runs over dialogues, utterances or edges: the whole batch is built from
 ``repeat_interleave`` / ``arange`` arithmetic, on the device of the inputs. Edges come out
@@ -18,7 +27,7 @@ import torch
 from torch import Tensor
 
 
-def _check_window(name: str, w: int) -> int:
+def check_window(name: str, w: int) -> int:
     w = int(w)
     if w < -1:
         raise ValueError(f"{name} must be >= 0 or -1 (unbounded), got {w}")
@@ -31,8 +40,8 @@ def window_edges(lengths: Tensor, wp: int, wf: int) -> Tensor:
     ``lengths`` is a long tensor [B] of dialogue lengths (real utterances). ``wp`` / ``wf``
     are the past / future windows, ``-1`` meaning the whole past / future of the dialogue.
     """
-    wp = _check_window("wp", wp)
-    wf = _check_window("wf", wf)
+    wp = check_window("wp", wp)
+    wf = check_window("wf", wf)
     if lengths.dim() != 1:
         raise ValueError(f"lengths must be 1-D [B], got shape {tuple(lengths.shape)}")
     lengths = lengths.long()
@@ -58,8 +67,34 @@ def window_edges(lengths: Tensor, wp: int, wf: int) -> Tensor:
     return torch.stack([source, target])
 
 
-def relation_types(edge_index: Tensor, flat_speakers: Tensor, n_speakers: int) -> Tensor:
-    """Relation type of every edge: ``(spk_i * n_speakers + spk_j) * 2 + (0 if i < j else 1)``.
+RELATIONS = ("speaker_pairs", "same_other")
+
+
+def check_relations(relations: str) -> str:
+    if relations not in RELATIONS:
+        raise ValueError(f"unknown relations {relations!r}: expected one of {RELATIONS}")
+    return relations
+
+
+def relation_of(
+    spk_source: Tensor,
+    spk_target: Tensor,
+    backward: Tensor,
+    n_speakers: int,
+    relations: str = "speaker_pairs",
+) -> Tensor:
+    """The relation type of edges (elementwise, broadcasting): source and target speaker ids
+    and ``backward`` (1 where the source is not before the target: ``i >= j``)."""
+    backward = backward.long()
+    if check_relations(relations) == "same_other":
+        return (spk_source != spk_target).long() * 2 + backward
+    return (spk_source.long() * n_speakers + spk_target.long()) * 2 + backward
+
+
+def relation_types(
+    edge_index: Tensor, flat_speakers: Tensor, n_speakers: int, relations: str = "speaker_pairs"
+) -> Tensor:
+    """Relation type of every edge (see the module docstring for ``relations``).
 
     ``flat_speakers`` holds the speaker id of every node (flat, dialogue-major), each in
     ``[0, n_speakers)``.
@@ -72,12 +107,16 @@ def relation_types(edge_index: Tensor, flat_speakers: Tensor, n_speakers: int) -
             )
     source, target = edge_index[0], edge_index[1]
     spk = flat_speakers.long()
-    same_or_back = (source >= target).long()
-    return (spk[source] * n_speakers + spk[target]) * 2 + same_or_back
+    return relation_of(spk[source], spk[target], source >= target, n_speakers, relations)
 
 
 def build_graph(
-    lengths: Tensor, speakers: Tensor, wp: int, wf: int, n_speakers: int
+    lengths: Tensor,
+    speakers: Tensor,
+    wp: int,
+    wf: int,
+    n_speakers: int,
+    relations: str = "speaker_pairs",
 ) -> tuple[Tensor, Tensor]:
     """Edges and relation types for a padded batch.
 
@@ -88,20 +127,35 @@ def build_graph(
     t = speakers.shape[1]
     mask = torch.arange(t, device=speakers.device)[None, :] < lengths[:, None]
     edge_index = window_edges(lengths, wp, wf)
-    return edge_index, relation_types(edge_index, speakers[mask], n_speakers)
+    return edge_index, relation_types(edge_index, speakers[mask], n_speakers, relations)
 
 
 def build_graph_flat(
-    lengths: Tensor, flat_speakers: Tensor, wp: int, wf: int, n_speakers: int
+    lengths: Tensor,
+    flat_speakers: Tensor,
+    wp: int,
+    wf: int,
+    n_speakers: int,
+    relations: str = "speaker_pairs",
 ) -> tuple[Tensor, Tensor]:
     """Same as :func:`build_graph` with the speakers already flat over real utterances."""
     edge_index = window_edges(lengths.to(flat_speakers.device), wp, wf)
-    return edge_index, relation_types(edge_index, flat_speakers, n_speakers)
+    return edge_index, relation_types(edge_index, flat_speakers, n_speakers, relations)
 
 
-def n_relations(n_speakers: int) -> int:
-    """Number of relation types: 2 * n_speakers^2."""
+def n_relations(n_speakers: int, relations: str = "speaker_pairs") -> int:
+    """Number of relation types: 2 * n_speakers^2 (speaker_pairs) or 4 (same_other)."""
+    if check_relations(relations) == "same_other":
+        return 4
     return 2 * n_speakers * n_speakers
 
 
-__all__ = ["window_edges", "relation_types", "build_graph", "build_graph_flat", "n_relations"]
+__all__ = [
+    "window_edges",
+    "relation_types",
+    "relation_of",
+    "build_graph",
+    "build_graph_flat",
+    "n_relations",
+    "RELATIONS",
+]

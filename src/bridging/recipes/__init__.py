@@ -9,11 +9,14 @@ import torch
 
 from bridging.data.records import DataError
 
+#: recipe constructor arguments that were renamed (old -> new): older checkpoints still load
+RENAMED_HPARAMS = {"eval_keep": "eval_modalities"}
+
 
 def recipe_classes() -> dict:
-    from bridging.recipes.teacher import TeacherRecipe
+    from bridging.recipes.teacher import BaselineRecipe, TeacherRecipe
 
-    classes = {"teacher": TeacherRecipe}
+    classes = {"teacher": TeacherRecipe, "baseline": BaselineRecipe}
     try:
         from bridging.recipes.student import StudentRecipe
 
@@ -174,8 +177,12 @@ def load_recipe(path, map_location="cpu", expect=None):
         allowed = [expect] if isinstance(expect, str) else list(expect)
         if kind not in allowed:
             raise DataError(f"{path}: checkpoint of kind {kind!r}, expected one of {allowed}")
+    hparams = dict(ckpt["hyper_parameters"])
+    for old, new in RENAMED_HPARAMS.items():  # checkpoints written before a rename
+        if old in hparams and new not in hparams:
+            hparams[new] = hparams.pop(old)
     try:
-        recipe = classes[kind](**ckpt["hyper_parameters"])
+        recipe = classes[kind](**hparams)
     except (TypeError, ValueError, KeyError) as exc:
         raise DataError(
             f"{path}: its hyper_parameters do not describe a {kind} model "

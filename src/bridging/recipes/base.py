@@ -40,6 +40,8 @@ MODEL_KEYS = (
     "use_highway",
     "pad_mode",
     "dropout_masks",
+    "relations",
+    "num_bases",
 )
 
 
@@ -126,7 +128,7 @@ class EmotionRecipe(pl.LightningModule):
         modalities: the modalities the model takes (concatenated in the order a, t, v).
         model: COGMEN options (see ``MODEL_KEYS``; ``class_weight``: false, true or a list).
         optim: ``lr``, ``weight_decay``, ``scheduler`` (``factor``, ``patience``).
-        eval_keep: modalities kept at validation/test/predict; the others are zeroed
+        eval_modalities: modalities kept at validation/test/predict; the others are zeroed
             (``None``: keep all).
         data: the data config the recipe was trained with (kept in the checkpoint so that
             bridging-eval and bridging-predict can rebuild the same data by default).
@@ -140,7 +142,7 @@ class EmotionRecipe(pl.LightningModule):
         modalities,
         model: dict,
         optim: dict | None = None,
-        eval_keep=None,
+        eval_modalities=None,
         data: dict | None = None,
     ):
         super().__init__()
@@ -149,10 +151,14 @@ class EmotionRecipe(pl.LightningModule):
         self.modalities = ordered_modalities(modalities)
         self.model = build_cogmen(self.facts, self.modalities, dict(model))
         self.optim = dict(optim or {})
-        self.eval_keep = self.modalities if eval_keep is None else ordered_modalities(eval_keep)
-        bad = [m for m in self.eval_keep if m not in self.modalities]
+        self.eval_modalities = (
+            self.modalities if eval_modalities is None else ordered_modalities(eval_modalities)
+        )
+        bad = [m for m in self.eval_modalities if m not in self.modalities]
         if bad:
-            raise ValueError(f"eval_keep {bad} not among the model's modalities {self.modalities}")
+            raise ValueError(
+                f"eval_modalities {bad} not among the model's modalities {self.modalities}"
+            )
         c = self.facts.n_classes
         self.metrics = torch.nn.ModuleDict({s: stage_metrics(c) for s in ("val", "test")})
         self.losses = torch.nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})
@@ -200,7 +206,7 @@ class EmotionRecipe(pl.LightningModule):
         return losses["loss"]
 
     def eval_output(self, batch: DialogueBatch) -> ModelOutput:
-        return self(batch, keep=self.eval_keep)
+        return self(batch, keep=self.eval_modalities)
 
     def _eval_step(self, batch: DialogueBatch, stage: str):
         out = self.eval_output(batch)

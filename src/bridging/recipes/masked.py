@@ -4,18 +4,16 @@ A COGMEN (or its graph-free variant, ``model.gnn=none``) on one or more modaliti
 a+v, also a+t+v, or audio alone: the authors' audio feature dropout) trained with parts of
 its input zeroed by a :class:`~bridging.masking.ModalityMask` drawn per training batch (by
 default the authors' policy). Validation, checkpoint selection (``val/wf1``) and test use
-the speech-only condition by default (``eval_keep=[a]``: the other modalities zeroed,
-nothing random); ``extra_metrics`` adds the same best model's full-modality dev and test
-metrics, skipped when the evaluation already uses every modality of the model (e.g. an
-audio-only model): there is no other condition to report.
+the speech-only condition by default (``eval_modalities=[a]``: the other modalities zeroed,
+nothing random); :func:`bridging.runs.evaluate.full_modality_metrics` adds the same best
+model's full-modality dev and test metrics to the run's metrics.json, skipped when the
+evaluation already uses every modality of the model (e.g. an audio-only model): there is no
+other condition to report.
 """
 
 from __future__ import annotations
 
 import logging
-
-import pytorch_lightning as pl
-import torch
 
 from bridging.data.batch import DialogueBatch
 from bridging.masking import ModalityMask
@@ -34,9 +32,9 @@ class MaskedRecipe(EmotionRecipe):
         mask: the ModalityMask options (``p_none``, ``p_audio_full``, ``p_other_full``,
             ``p_random``, ``random``, ``p``, ``span``, ``granularity``, ``rescale``).
         seed: the run seed; the mask draws from its own generator seeded from it.
-        eval_keep: as EmotionRecipe, but ``None`` means speech only (``[a]``) here.
+        eval_modalities: as EmotionRecipe, but ``None`` means speech only (``[a]``) here.
         full_eval: add the full-modality dev/test metrics of the best model to metrics.json
-            (skipped, with ``full_eval_skipped`` saying why, when ``eval_keep`` already holds
+            (skipped, with ``full_eval_skipped`` saying why, when ``eval_modalities`` already holds
             every modality of the model).
     """
 
@@ -48,20 +46,20 @@ class MaskedRecipe(EmotionRecipe):
         modalities,
         model: dict,
         optim: dict | None = None,
-        eval_keep=None,
+        eval_modalities=None,
         data: dict | None = None,
         mask: dict | None = None,
         seed: int | None = None,
         full_eval: bool = True,
     ):
-        if eval_keep is None and "a" in modalities:
-            eval_keep = ["a"]
+        if eval_modalities is None and "a" in modalities:
+            eval_modalities = ["a"]
         super().__init__(
             facts=facts,
             modalities=modalities,
             model=model,
             optim=optim,
-            eval_keep=eval_keep,
+            eval_modalities=eval_modalities,
             data=data,
         )
         self.masker = ModalityMask(**dict(mask or {}), seed=seed)
@@ -89,41 +87,3 @@ class MaskedRecipe(EmotionRecipe):
         state = checkpoint.get(MASK_STATE_KEY)
         if state is not None:
             self.masker.load_state_dict(state)
-
-    # -- extra outputs ---------------------------------------------------------------------
-    def extra_metrics(self, trainer, datamodule, best=None) -> dict:
-        """Full-modality dev and test metrics of the same (best) model, and the mask policy.
-
-        Runs on a logger-free trainer, so the run's logs (CSV, W&B) keep the speech-only
-        ``val/*`` and ``test/*`` figures as their last values."""
-        out = {"mask_policy": self.masker.describe()}
-        if not self.full_eval:
-            return out
-        if set(self.eval_keep) == set(self.modalities):
-            out["full_eval_skipped"] = (
-                f"evaluation already uses every modality of the model "
-                f"({'+'.join(self.modalities)}): dev/test are the full-modality figures"
-            )
-            return out
-        if best:
-            state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-            self.load_state_dict(state)
-        evaluator = pl.Trainer(
-            accelerator="gpu" if self.device.type == "cuda" else "cpu",
-            devices=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        )
-        kept = self.eval_keep
-        self.eval_keep = list(self.modalities)
-        try:
-            evaluator.validate(self, datamodule=datamodule, verbose=False)
-            dev = self.results["val"]
-            evaluator.test(self, datamodule=datamodule, verbose=False)
-            test = self.results["test"]
-        finally:
-            self.eval_keep = kept
-        out.update({"full_modalities": list(self.modalities), "dev_full": dev, "test_full": test})
-        return out

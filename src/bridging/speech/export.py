@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bridging.models.cogmen import COGMEN
+from bridging.models.graph import relation_of
 
 
 class _EncoderLayer(nn.Module):
@@ -98,7 +99,9 @@ class DenseCOGMEN(nn.Module):
         if self.has_gnn:
             g = model.gcn
             self.n_rel = g.num_relations
-            self.rgcn_weight = g.conv1.weight  # [R, in, out]
+            self.relations = model.relations
+            # [R, in, out]; with basis decomposition the combined weight of every relation
+            self.register_buffer("rgcn_weight", g.relation_weight().detach().clone())
             self.rgcn_root = g.conv1.root  # [in, out]
             self.rgcn_bias = g.conv1.bias
             c2 = g.conv2
@@ -120,7 +123,7 @@ class DenseCOGMEN(nn.Module):
         if self.wf >= 0:
             ok = ok & (d <= self.wf)
         spk = speakers.long()
-        rel = (spk[None, :] * self.n_speakers + spk[:, None]) * 2 + (src >= tgt).long()
+        rel = relation_of(spk[None, :], spk[:, None], src >= tgt, self.n_speakers, self.relations)
         return ok, rel
 
     def forward(self, x: Tensor, speakers: Tensor) -> Tensor:
@@ -210,19 +213,17 @@ def _quiet():
 
 def export_torchscript(recipe, path, wp=None, wf=None) -> Path:
     """Trace the dense speech-only model to TorchScript at ``path`` (+ ``path.json``)."""
-    from bridging.io import atomic_write_json
+    from bridging.files import atomic_output, atomic_write_json
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     dense = dense_speech_model(recipe, wp, wf)
     example = example_inputs(int(recipe.facts.feature_sizes["a"]))
     ctx = _quiet()
     try:
         with torch.no_grad():
             traced = torch.jit.trace(dense, example, check_trace=False)
-        tmp = path.with_name(f".{path.name}.tmp")
-        traced.save(os.fspath(tmp))
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            traced.save(os.fspath(tmp))
     finally:
         ctx.__exit__(None, None, None)
     atomic_write_json(
@@ -233,14 +234,20 @@ def export_torchscript(recipe, path, wp=None, wf=None) -> Path:
 
 def export_onnx(recipe, path, wp=None, wf=None, opset: int = 17) -> Path:
     """Export the dense speech-only model to ONNX at ``path`` (+ ``path.json``); T dynamic."""
-    from bridging.io import atomic_write_json
+    from bridging.files import atomic_output, atomic_write_json
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     dense = dense_speech_model(recipe, wp, wf)
     example = example_inputs(int(recipe.facts.feature_sizes["a"]))
     meta = export_metadata(recipe, dense, "onnx")
-    tmp = path.with_name(f".{path.name}.tmp")
+    with atomic_output(path) as tmp:
+        _write_onnx(dense, example, meta, tmp, opset)
+    atomic_write_json(path.with_name(path.name + ".json"), meta)
+    return path
+
+
+def _write_onnx(dense, example, meta: dict, tmp, opset: int) -> None:
+    """The ONNX export of ``dense`` into ``tmp``, with ``meta`` in its metadata_props."""
     ctx = _quiet()
     try:
         with torch.no_grad():
@@ -265,9 +272,6 @@ def export_onnx(recipe, path, wp=None, wf=None, opset: int = 17) -> Path:
         onnx.save(proto, os.fspath(tmp))
     except ImportError:  # pragma: no cover - onnx comes with the speech extra
         pass
-    os.replace(tmp, path)
-    atomic_write_json(path.with_name(path.name + ".json"), meta)
-    return path
 
 
 def reference_log_probs(recipe, x: Tensor, speakers: Tensor, wp=None, wf=None) -> Tensor:

@@ -516,6 +516,72 @@ def _stderr_is_terminal() -> bool:
         return False
 
 
+class FeatureCache:
+    """Per-utterance ``.npy`` files of one extractor under ``cache_dir/<spec key>/``
+    (with the spec in ``spec.json``); a file is replaced atomically when written."""
+
+    def __init__(self, cache_dir, extractor: Extractor, keys: Sequence[str]):
+        spec = extractor.spec()
+        self.folder = Path(cache_dir) / raw_spec_key(spec)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        info = self.folder / "spec.json"
+        if not info.exists():
+            info.write_text(json.dumps(spec, indent=1))
+        self.keys = list(keys)
+        self.dim = extractor.dim
+
+    def _file(self, i: int) -> Path:
+        return self.folder / f"{_SAFE_KEY.sub('_', self.keys[i])}.npy"
+
+    def get(self, i: int) -> np.ndarray | None:
+        """The cached features of file ``i``, or None (absent, unreadable, wrong shape, not
+        finite)."""
+        f = self._file(i)
+        if not f.is_file():
+            return None
+        try:
+            v = np.load(f, allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+        return v if v.shape == (self.dim,) and np.isfinite(v).all() else None
+
+    def put(self, i: int, v: np.ndarray) -> None:
+        import io
+
+        from bridging.files import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.save(buf, v, allow_pickle=False)
+        atomic_write_bytes(self._file(i), buf.getvalue())
+
+
+def _map_features(extractor: Extractor, paths: list[str], todo: list[int], workers: int):
+    """``(i, features of paths[i])`` for every ``i`` of ``todo``, in order: serially, in
+    threads or in spawned processes, as the extractor prefers."""
+    if workers == 1 or len(todo) == 1:
+        for i in todo:
+            yield i, extractor.features_of(paths[i])
+        return
+    if extractor.parallel == "thread":
+        pool = ThreadPoolExecutor(workers)
+        results = pool.map(lambda j: extractor.features_of(paths[j]), todo)
+    else:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(extractor.spec(),)
+        )
+        chunk = max(1, min(16, len(todo) // (4 * workers)))
+        results = pool.map(_work, [paths[i] for i in todo], chunksize=chunk)
+    with pool:
+        try:
+            yield from zip(todo, results)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
 def extract_files(
     pipeline: FeaturePipeline | Extractor,
     paths: Sequence,
@@ -528,10 +594,10 @@ def extract_files(
     """Raw features [len(paths), dim] of audio files, in order.
 
     ``cache_dir``: a folder of per-utterance ``.npy`` files under a subfolder named after the
-    extractor spec; files already there are loaded instead of extracted (resume).
-    ``keys``: one cache key per file (default: :func:`default_key`). ``workers`` > 1 runs in
-    parallel (processes or threads, as the extractor prefers). ``progress``: a tqdm bar
-    (default: when more than 20 files and stderr is a terminal).
+    extractor spec (:class:`FeatureCache`); files already there are loaded instead of
+    extracted (resume). ``keys``: one cache key per file (default: :func:`default_key`).
+    ``workers`` > 1 runs in parallel (processes or threads, as the extractor prefers).
+    ``progress``: a tqdm bar (default: when more than 20 files and stderr is a terminal).
     """
     extractor = pipeline.extractor if isinstance(pipeline, FeaturePipeline) else pipeline
     paths = [os.fspath(p) for p in paths]
@@ -539,40 +605,18 @@ def extract_files(
     out = np.zeros((n, extractor.dim), dtype=np.float32)
     if n == 0:
         return out
-    folder = None
-    todo = list(range(n))
+    cache, todo = None, list(range(n))
     if cache_dir is not None:
-        spec = extractor.spec()
-        folder = Path(cache_dir) / raw_spec_key(spec)
-        folder.mkdir(parents=True, exist_ok=True)
-        info = folder / "spec.json"
-        if not info.exists():
-            info.write_text(json.dumps(spec, indent=1))
         keys = [default_key(p) for p in paths] if keys is None else list(keys)
         if len(keys) != n:
             raise ValueError(f"{len(keys)} cache keys for {n} files")
-        todo = []
-        for i, k in enumerate(keys):
-            f = folder / f"{_SAFE_KEY.sub('_', k)}.npy"
-            if f.is_file():
-                try:
-                    v = np.load(f, allow_pickle=False)
-                except (OSError, ValueError):
-                    v = None
-                if v is not None and v.shape == (extractor.dim,) and np.isfinite(v).all():
-                    out[i] = v
-                    continue
-            todo.append(i)
-
-    def store(i: int, v: np.ndarray) -> None:
-        out[i] = v
-        if folder is not None:
-            f = folder / f"{_SAFE_KEY.sub('_', keys[i])}.npy"
-            tmp = f.with_name(f".{f.name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as fh:
-                np.save(fh, v, allow_pickle=False)
-            os.replace(tmp, f)
-
+        cache, todo = FeatureCache(cache_dir, extractor, keys), []
+        for i in range(n):
+            v = cache.get(i)
+            if v is None:
+                todo.append(i)
+            else:
+                out[i] = v
     if not todo:
         return out
     from tqdm.auto import tqdm
@@ -580,37 +624,12 @@ def extract_files(
     # by default only on a terminal: into a log file every update would be a line
     show = progress if progress is not None else len(todo) > 20 and _stderr_is_terminal()
     bar = tqdm(total=len(todo), desc=desc, unit="file", disable=not show, leave=False)
-    workers = max(1, int(workers))
     try:
-        if workers == 1 or len(todo) == 1:
-            for i in todo:
-                store(i, extractor.features_of(paths[i]))
-                bar.update()
-        elif extractor.parallel == "thread":
-            with ThreadPoolExecutor(workers) as ex:
-                try:
-                    for i, v in zip(todo, ex.map(lambda j: extractor.features_of(paths[j]), todo)):
-                        store(i, v)
-                        bar.update()
-                except BaseException:
-                    ex.shutdown(wait=True, cancel_futures=True)
-                    raise
-        else:
-            import multiprocessing
-
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(
-                workers, mp_context=ctx, initializer=_init_worker, initargs=(extractor.spec(),)
-            ) as ex:
-                try:
-                    chunk = max(1, min(16, len(todo) // (4 * workers)))
-                    results = ex.map(_work, [paths[i] for i in todo], chunksize=chunk)
-                    for i, v in zip(todo, results):
-                        store(i, v)
-                        bar.update()
-                except BaseException:
-                    ex.shutdown(wait=True, cancel_futures=True)
-                    raise
+        for i, v in _map_features(extractor, paths, todo, max(1, int(workers))):
+            out[i] = v
+            if cache is not None:
+                cache.put(i, v)
+            bar.update()
     finally:
         bar.close()
     return out

@@ -54,9 +54,11 @@ from bridging.speech.extractors import ExtractorError, FeaturePipeline, pipeline
 def graph_window(model, wp: int | None = None, wf: int | None = None):
     """Temporarily run a COGMEN with other graph windows (``None`` keeps the model's)."""
     old = (model.wp, model.wf)
+    from bridging.models.graph import check_window
+
     for name, w in (("wp", wp), ("wf", wf)):
-        if w is not None and int(w) < -1:
-            raise ValueError(f"{name} must be >= 0 or -1 (unbounded), got {w}")
+        if w is not None:
+            check_window(name, w)
     model.wp = old[0] if wp is None else int(wp)
     model.wf = old[1] if wf is None else int(wf)
     try:
@@ -437,8 +439,7 @@ def predict_audio(
     training range (:func:`far_outside`, e.g. an all-silent wav): ``warn`` (a
     :class:`FeatureRangeWarning` naming the file, the prediction is still made) or
     ``refuse`` (a DataError)."""
-    from bridging.evaluation import write_csv
-    from bridging.io import check_output_path
+    from bridging.files import atomic_write_csv, check_output_path
 
     if out_of_range not in OUT_OF_RANGE:
         raise DataError(f"out_of_range={out_of_range!r}: expected one of {list(OUT_OF_RANGE)}")
@@ -458,7 +459,7 @@ def predict_audio(
     for i, n_far, largest, index in far_outside(model.pipeline, feats):
         msg = range_message(entries[i].path, n_far, feats.shape[1], largest, index)
         if out_of_range == "refuse":
-            raise DataError(f"{msg} (out_of_range=refuse; out_of_range=warn predicts anyway)")
+            raise DataError(f"{msg} (refused: out of range; 'warn' predicts anyway)")
         warnings.warn(msg, FeatureRangeWarning, stacklevel=2)
     groups: dict[str, list[int]] = {}
     for i, e in enumerate(entries):
@@ -479,7 +480,7 @@ def predict_audio(
             row.update({f"prob_{n}": f"{float(v):.6f}" for n, v in zip(model.label_names, p)})
             rows[i] = row
     if output is not None:
-        write_csv(output, rows)
+        atomic_write_csv(output, rows)
     return rows
 
 

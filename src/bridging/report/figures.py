@@ -2,7 +2,7 @@
 
 - :func:`plot_comparison`: each experiment's test weighted F1 (speech-only, but for the a+v
   teacher and the a+v logistic regression), mean over seeds, with its 95% CI (bootstrap over
-  seeds and test dialogues, :mod:`bridging.report_claims`) as error bars;
+  seeds and test dialogues, :mod:`bridging.report.claims`) as error bars;
 - :func:`plot_confusion_pair`: the paper's side-by-side test confusion matrices, counts summed
   over the seeds (colours: the share of each gold row): teacher vs KD student, audio-only vs
   masked.
@@ -16,6 +16,8 @@ from __future__ import annotations
 import textwrap
 
 import numpy as np
+
+from bridging.plotting import draw_confusion
 
 #: average advance of a character of DejaVu Sans, in em (generous: titles must fit)
 CHAR_EM = 0.62
@@ -95,13 +97,10 @@ PAIRS = {
 
 
 def _summed_confusion(arm):
-    mats = [
-        np.asarray(r.test["confusion"], dtype=float)
-        for r in arm.runs
-        if isinstance(r.test.get("confusion"), list)
-    ]
-    k = len(arm.first.label_names)
-    mats = [m for m in mats if m.shape == (k, k)]
+    """The arm's test confusions summed over its seeds; None unless every run has one."""
+    from bridging.report.runs import test_confusions
+
+    mats = test_confusions(arm.runs)
     return sum(mats) if mats and len(mats) == len(arm.runs) else None
 
 
@@ -123,22 +122,7 @@ def plot_confusion_pair(result: dict | None, a: str, b: str, what: str):
     for ax, name, cm in zip(axes, (a, b), mats):
         arm = arms[name]
         seeds |= {s for s in arm.seeds if s is not None}
-        row = cm.sum(1, keepdims=True)
-        norm = np.divide(cm, row, out=np.zeros_like(cm), where=row > 0)
-        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-        ax.set_xticks(range(k), names, fontsize=8)
-        ax.set_yticks(range(k), names, fontsize=8)
-        for i in range(k):
-            for j in range(k):
-                ax.text(
-                    j,
-                    i,
-                    f"{int(cm[i, j])}\n{norm[i, j]:.0%}",
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black",
-                )
+        draw_confusion(ax, cm, names, fontsize=8)
         r = arm.first
         mods = "+".join(r.modalities)
         if r.eval_modalities != r.modalities:
@@ -146,8 +130,6 @@ def plot_confusion_pair(result: dict | None, a: str, b: str, what: str):
         wf1 = np.mean([100 * x.test["wf1"] for x in arm.runs])
         title = f"{name} ({mods})\nwF1 {wf1:.1f}, {len(arm.runs)} seed{'s' * (len(arm.runs) > 1)}"
         ax.set_title(fit_title(title, side, 9), fontsize=9)
-        ax.set_xlabel("predicted", fontsize=8)
-        ax.set_ylabel("gold", fontsize=8)
     _suptitle(
         fig,
         f"Test confusion matrices, {what}: counts summed over seeds "

@@ -1,10 +1,17 @@
-"""Library side of ``bridging-train``: compose objects from a config, fit, test, write outputs."""
+"""Fit and test one recipe: the Trainer, its checkpoints, resuming, the run's outputs.
+
+:mod:`bridging.runs.experiment` builds the data and the recipe (and gives a student its
+teacher); :func:`fit_and_test` fits the recipe, then validates and tests it at its best dev
+checkpoint; :func:`finish` keeps what a finished run keeps of its checkpoints and writes the
+run dir (:mod:`bridging.runs.outputs`). Nothing here knows a recipe's kind.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -13,7 +20,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from bridging.io import atomic_write_json, atomic_write_text, config_hash, save_confusion_png
+from bridging.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +40,18 @@ def build_recipe(cfg, facts):
 
     The other keys of ``cfg.recipe`` are passed as plain containers (never instantiated).
     """
+    from bridging.config import refuse_renamed_keys
+
+    refuse_renamed_keys(cfg)
     options = to_container(cfg.recipe)
     cls = get_class(options.pop("_target_"))
-    eval_keep = (cfg.get("eval") or {}).get("keep")
+    eval_modalities = (cfg.get("eval") or {}).get("modalities")
     return cls(
         facts=facts.to_dict(),
         modalities=list(cfg.modalities),
         model=to_container(cfg.model),
         optim=to_container(cfg.optim),
-        eval_keep=None if eval_keep is None else list(eval_keep),
+        eval_modalities=None if eval_modalities is None else list(eval_modalities),
         data=to_container(cfg.data),
         **options,
     )
@@ -112,15 +122,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         if storage_options is not None or "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options=storage_options)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+        from bridging.files import atomic_output
+
+        with atomic_output(path) as tmp:
             torch.save(checkpoint, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
 
 
 def keep_checkpoints_option(cfg) -> str:
@@ -163,47 +168,38 @@ def finish_checkpoints(trainer, best, keep: str) -> list[str]:
     return removed
 
 
-def write_run_outputs(output_dir: Path, metrics: dict, label_names, title: str) -> None:
-    atomic_write_json(output_dir / "metrics.json", metrics)
-    if metrics.get("test", {}).get("confusion") is not None:
-        save_confusion_png(
-            metrics["test"]["confusion"], label_names, output_dir / "confusion_matrix.png", title
-        )
+@dataclass
+class FitResult:
+    """What :func:`fit_and_test` leaves: the trainer, the best checkpoint (None when none was
+    saved: the final weights were evaluated), the dev and test results at it, and the
+    per-utterance test predictions."""
+
+    trainer: pl.Trainer
+    best: str | None
+    dev: dict
+    test: dict
+    predictions: object
 
 
-def headline(metrics: dict) -> str:
-    t = metrics["test"]
-    return (
-        f"[{metrics['experiment']}] {metrics['recipe']} trained on "
-        f"{'+'.join(metrics['modalities'])}"
-        f", evaluated on {'+'.join(metrics['eval_modalities'])} ({metrics['label_set']}): "
-        f"test weighted F1 {100 * t['wf1']:.2f}  acc {100 * t['acc']:.2f}  "
-        f"macro F1 {100 * t['mf1']:.2f}  (best dev wF1 {100 * metrics['dev']['wf1']:.2f} "
-        f"at epoch {metrics['best_epoch']})"
-    )
-
-
-def train(cfg: DictConfig, output_dir=None) -> dict:
-    """Fit the configured recipe, test it at its best dev checkpoint, write the run outputs.
-
-    Returns the metrics dict (also written to ``<output_dir>/metrics.json``).
-    """
-    output_dir = Path(output_dir or cfg.paths.output_dir)
+def start_run(cfg: DictConfig, output_dir: Path) -> dict:
+    """The run dir exists, its resolved ``config.yaml`` is written (rank 0), the seed is set.
+    Returns the resolved config."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    keep = keep_checkpoints_option(cfg)
+    keep_checkpoints_option(cfg)  # a bad value fails before any work
     resolved = to_container(cfg)
     if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:
         atomic_write_text(output_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
     pl.seed_everything(int(cfg.seed), workers=True)
     if cfg.get("deterministic"):
         torch.use_deterministic_algorithms(True, warn_only=True)
+    return resolved
 
-    datamodule = build_datamodule(cfg)
-    datamodule.setup()
-    facts = datamodule.facts
-    recipe = build_recipe(cfg, facts)
-    if hasattr(recipe, "prepare"):  # e.g. the student trains or loads its teacher here
-        recipe.prepare(cfg=cfg, datamodule=datamodule, output_dir=output_dir)
+
+def fit_and_test(
+    cfg: DictConfig, recipe, datamodule, output_dir: Path, resolved: dict
+) -> FitResult:
+    """Fit ``recipe`` (resuming from ``cfg.ckpt_path`` when given), then validate and test it
+    at its best dev checkpoint."""
     resume = resolve_resume(cfg.get("ckpt_path"), output_dir)
     if resume is not None:  # a readable bridging checkpoint of this model on data of its sizes
         from bridging.recipes import check_resume
@@ -212,86 +208,44 @@ def train(cfg: DictConfig, output_dir=None) -> dict:
     trainer = build_trainer(
         cfg, output_dir, resume_from=Path(resume).parent.parent if resume else None
     )
+    facts = datamodule.facts
     for lg in wandb_loggers(trainer):
         from bridging.tracking import remember_run_id
 
         run = lg.experiment
-        run.tags = tuple(
-            dict.fromkeys(
-                [
-                    *run.tags,
-                    recipe.kind,
-                    "+".join(recipe.modalities),
-                    facts.label_set,
-                    facts.source_format,
-                ]
-            )
-        )
+        tags = [*run.tags, recipe.kind, "+".join(recipe.modalities), facts.label_set]
+        run.tags = tuple(dict.fromkeys([*tags, facts.source_format]))
         run.config.update(resolved, allow_val_change=True)
         remember_run_id(lg, output_dir)
     trainer.fit(recipe, datamodule=datamodule, ckpt_path=resume)
 
     ckpt_cb = trainer.checkpoint_callback
     best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.best_model_path else None
-    use = best or None
-    if use is None:
+    if best is None:
         log.warning("no best checkpoint was saved; evaluating the final weights")
-    trainer.validate(recipe, datamodule=datamodule, ckpt_path=use, verbose=False)
+    trainer.validate(recipe, datamodule=datamodule, ckpt_path=best, verbose=False)
     dev = recipe.results["val"]
-    trainer.test(recipe, datamodule=datamodule, ckpt_path=use, verbose=False)
+    trainer.test(recipe, datamodule=datamodule, ckpt_path=best, verbose=False)
     test = recipe.results["test"]
-    # before extra_metrics (the masked recipe tests again on full input); under DDP every
-    # process holds every test utterance (gathered), rank 0 writes them below
+    # under DDP every process holds every test utterance (gathered); rank 0 writes them
     predictions = recipe.test_predictions(datamodule.split("test").ids)
+    return FitResult(trainer, best, dev, test, predictions)
 
-    metrics = {
-        "experiment": cfg.get("experiment_name", "run"),
-        "recipe": recipe.kind,
-        "modalities": list(recipe.modalities),
-        "eval_modalities": list(recipe.eval_keep),
-        "label_set": facts.label_set,
-        "label_names": list(facts.label_names),
-        "seed": int(cfg.seed),
-        "test": test,
-        "dev": dev,
-        "best_epoch": checkpoint_epoch(best),
-        "best_checkpoint": os.path.relpath(best, output_dir) if best else None,
-        "epochs_run": int(trainer.current_epoch),
-        "data": datamodule.summary(),
-        "config_hash": config_hash(resolved),
-        "hparams": sweep_hparams(resolved),
-    }
-    if hasattr(recipe, "extra_metrics"):
-        metrics.update(recipe.extra_metrics(trainer=trainer, datamodule=datamodule, best=use))
+
+def finish(cfg: DictConfig, result: FitResult, metrics: dict, output_dir: Path) -> None:
+    """On rank 0: keep what a finished run keeps of its checkpoints, write the run dir,
+    give W&B its final figures and print the headline."""
+    from bridging.runs.outputs import headline, write_run
+
+    trainer = result.trainer
     if not trainer.is_global_zero:  # DDP: metrics are synced; one process writes them
-        return metrics
-    finish_checkpoints(trainer, best, keep)  # before W&B logs the best checkpoint
-    write_run_outputs(output_dir, metrics, facts.label_names, headline(metrics))
-    if predictions is not None:
-        from bridging.predictions import PREDICTIONS_FILE
-
-        predictions.save(output_dir / PREDICTIONS_FILE)
+        return
+    finish_checkpoints(trainer, result.best, keep_checkpoints_option(cfg))  # before W&B logs it
+    write_run(output_dir, metrics, result.predictions)
     for lg in wandb_loggers(trainer):
         from bridging.tracking import log_final
 
-        log_final(lg, metrics, output_dir, best_checkpoint=best)
+        log_final(lg, metrics, output_dir, best_checkpoint=result.best)
     print(headline(metrics), flush=True)
     if cfg.get("print_json"):
         print(json.dumps({k: metrics["test"][k] for k in ("wf1", "acc", "mf1")}))
-    return metrics
-
-
-def sweep_hparams(resolved: dict) -> dict:
-    """The hyper-parameters that sweeps vary, flat, for reports."""
-    out = {}
-    for key in ("kd", "mask"):
-        sect = (resolved.get("recipe") or {}).get(key)
-        if isinstance(sect, dict):
-            for k, v in sect.items():
-                if isinstance(v, (int, float, str, bool)) or v is None:
-                    out[f"{key}.{k}"] = v
-    model = resolved.get("model") or {}
-    for k in ("seqcontext_nlayer", "gnn_nheads", "drop_rate", "wp", "wf", "gnn", "rnn"):
-        if k in model:
-            out[f"model.{k}"] = model[k]
-    return out

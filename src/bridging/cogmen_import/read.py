@@ -418,22 +418,8 @@ def _count_layers(keys: list[str], prefix: str) -> int:
     return len(idx)
 
 
-def load_reference_checkpoint(
-    path: str | Path,
-) -> tuple[dict[str, Any], dict[str, Tensor], dict[str, Any]]:
-    """Read a reference COGMEN checkpoint.
-
-    Returns ``(kwargs, state_dict, meta)``: ``COGMEN(**kwargs).load_state_dict(state_dict)``
-    rebuilds the reference model (``pad_mode="reference"``); ``meta`` holds ``args`` (the
-    reference argparse Namespace as a JSON-able dict), ``modalities`` (list, order a, t, v),
-    ``dataset``, ``label_set`` / ``label_names`` (when known), ``dropped_keys`` and
-    ``source_path``. Raises :class:`DataError` (or :class:`UnsafeCheckpointError`) with the
-    file path for anything else.
-    """
-    from bridging.models.cogmen import COGMEN  # local: avoid an import cycle at module load
-
-    where = str(path)
-    ckpt = safe_torch_load(path)
+def _read_args(ckpt: Any, where: str) -> dict[str, Any]:
+    """The reference's ``args`` (argparse Namespace or dict) of a checkpoint dict, checked."""
     if not isinstance(ckpt, dict) or "args" not in ckpt or "state_dict" not in ckpt:
         found = sorted(map(str, ckpt.keys())) if isinstance(ckpt, dict) else type(ckpt).__name__
         raise DataError(
@@ -447,14 +433,17 @@ def load_reference_checkpoint(
         a = dict(args)
     else:
         raise DataError(f"{where}: 'args' is a {type(args).__name__}, not an argparse.Namespace")
-
     if a.get("emotion") in ("7class", "multilabel"):
         # the reference scores those with clf.lin_7 / sigmoids, not lin2 + log_softmax
         raise DataError(
             f"{where}: args.emotion={a['emotion']!r} (a MOSEI variant) is not supported; "
             "only single-label checkpoints scored by clf.lin2 can be imported"
         )
-    model = ckpt["state_dict"]
+    return a
+
+
+def _reference_tensors(model: Any, where: str) -> dict[str, Tensor]:
+    """Every parameter and buffer of the pickled reference module (or a dict of tensors)."""
     raw: dict[str, Tensor] = {}
     if isinstance(model, ReferenceCOGMEN):
         _module_tensors(model, "", raw, set())
@@ -465,17 +454,22 @@ def load_reference_checkpoint(
             f"{where}: 'state_dict' holds a {type(model).__name__}; expected the pickled "
             "reference COGMEN module (cogmen.model.COGMEN.COGMEN) or a dict of tensors"
         )
+    return raw
 
-    dropped = sorted(k for k in raw if k.startswith(DROPPED_PREFIXES))
-    state = {k: v.clone() for k, v in raw.items() if not k.startswith(DROPPED_PREFIXES)}
-    keys = list(state)
 
+def _needer(state: dict[str, Tensor], where: str):
     def need(key: str) -> Tensor:
         if key not in state:
             raise DataError(f"{where}: unknown checkpoint layout: no parameter {key!r}")
         return state[key]
 
-    # Sequence context
+    return need
+
+
+def _sequence_context(state: dict[str, Tensor], a: dict, where: str) -> dict[str, Any]:
+    """``rnn``, ``input_size``, ``seqcontext_nlayer`` and the output size ``g`` of the
+    checkpoint's sequence context (transformer, LSTM or GRU), from its weights."""
+    keys, need = list(state), _needer(state, where)
     if any(k.startswith("rnn.transformer_encoder.") for k in keys):
         rnn = "transformer"
         input_size = int(need("rnn.transformer_encoder.layers.0.linear1.weight").shape[1])
@@ -498,8 +492,13 @@ def load_reference_checkpoint(
         raise DataError(f"{where}: unknown checkpoint layout: no sequence context under 'rnn.'")
     if a.get("rnn") not in (None, rnn):
         raise DataError(f"{where}: args.rnn={a.get('rnn')!r} but the weights are a {rnn}")
+    return {"rnn": rnn, "input_size": input_size, "seqcontext_nlayer": nlayer, "g": g}
 
-    # GNN and classifier
+
+def _graph_and_classifier(state: dict[str, Tensor], a: dict, seq: dict, where: str) -> dict:
+    """``hidden_size``, ``n_speakers``, ``gnn_nheads``, ``n_classes``, ``concat_gin_gout``
+    and ``use_highway`` of the checkpoint's GNN and classifier, from its weights."""
+    need, g, rnn = _needer(state, where), seq["g"], seq["rnn"]
     conv1 = need("gcn.conv1.weight")
     if conv1.dim() != 3 or int(conv1.shape[1]) != g:
         raise DataError(
@@ -521,17 +520,22 @@ def load_reference_checkpoint(
             "(hidden units per direction = GNN hidden size)"
         )
     heads = int(need("gcn.conv2.lin_key.weight").shape[0]) // hidden
-    n_classes = int(need("clf.lin2.weight").shape[0])
     clf_in = int(need("clf.lin1.weight").shape[1])
     concat = clf_in == hidden * heads + g
     if not concat and clf_in != hidden * heads:
         raise DataError(f"{where}: clf.lin1 takes {clf_in} inputs; GNN gives {hidden * heads}")
-    use_highway = any(k.startswith("clf.highway.") for k in keys)
+    return {
+        "hidden_size": hidden,
+        "n_speakers": n_speakers,
+        "gnn_nheads": heads,
+        "n_classes": int(need("clf.lin2.weight").shape[0]),
+        "concat_gin_gout": concat,
+        "use_highway": any(k.startswith("clf.highway.") for k in state),
+    }
 
-    class_weights = None
-    if a.get("class_weight") and "clf.nll_loss.weight" in raw:
-        class_weights = [float(v) for v in raw["clf.nll_loss.weight"].flatten()]
 
+def _check_input_size(a: dict, input_size: int, where: str) -> None:
+    """The args' ``dataset_embedding_dims`` (when given) must match the weights."""
     dims = a.get("dataset_embedding_dims")
     dataset, modalities = a.get("dataset"), a.get("modalities")
     if isinstance(dims, dict) and dataset in dims and isinstance(dims[dataset], dict):
@@ -542,37 +546,16 @@ def load_reference_checkpoint(
                 f"weights take {input_size}"
             )
 
-    defaults_used = [k for k in ("wp", "wf", "drop_rate") if a.get(k) is None]
-    kwargs: dict[str, Any] = {
-        "input_size": input_size,
-        "n_classes": n_classes,
-        "n_speakers": n_speakers,
-        "rnn": rnn,
-        "hidden_size": hidden,
-        "seqcontext_nlayer": nlayer,
-        "gnn_nheads": heads,
-        "drop_rate": float(a["drop_rate"]) if a.get("drop_rate") is not None else 0.5,
-        "wp": int(a["wp"]) if a.get("wp") is not None else 5,
-        "wf": int(a["wf"]) if a.get("wf") is not None else 5,
-        "gnn": "rgcn_transformer",
-        "concat_gin_gout": concat,
-        "use_highway": use_highway,
-        "class_weights": class_weights,
-        "pad_mode": "reference",
-    }
 
-    try:
-        model_check = COGMEN(**kwargs)
-        model_check.load_state_dict(state, strict=True)
-    except (RuntimeError, ValueError) as e:
-        raise DataError(f"{where}: unknown checkpoint layout: {e}") from e
-
+def _reference_meta(a: dict, where: str, dropped: list[str], n_classes: int) -> dict[str, Any]:
+    """What the import records beside the weights (see :func:`load_reference_checkpoint`)."""
+    dataset, modalities = a.get("dataset"), a.get("modalities")
     meta: dict[str, Any] = {
         "args": _jsonable(a),
         "source_path": where,
         "dataset": dataset,
         "dropped_keys": dropped,
-        "defaults_used": defaults_used,
+        "defaults_used": [k for k in ("wp", "wf", "drop_rate") if a.get(k) is None],
     }
     if isinstance(modalities, str):
         try:
@@ -583,7 +566,57 @@ def load_reference_checkpoint(
     if label_set is not None and len(LABEL_SETS[label_set]) == n_classes:
         meta["label_set"] = label_set
         meta["label_names"] = list(LABEL_SETS[label_set])
-    return kwargs, state, meta
+    return meta
+
+
+def load_reference_checkpoint(
+    path: str | Path,
+) -> tuple[dict[str, Any], dict[str, Tensor], dict[str, Any]]:
+    """Read a reference COGMEN checkpoint.
+
+    Returns ``(kwargs, state_dict, meta)``: ``COGMEN(**kwargs).load_state_dict(state_dict)``
+    rebuilds the reference model (``pad_mode="reference"``); ``meta`` holds ``args`` (the
+    reference argparse Namespace as a JSON-able dict), ``modalities`` (list, order a, t, v),
+    ``dataset``, ``label_set`` / ``label_names`` (when known), ``dropped_keys`` and
+    ``source_path``. Raises :class:`DataError` (or :class:`UnsafeCheckpointError`) with the
+    file path for anything else.
+    """
+    from bridging.models.cogmen import COGMEN  # local: avoid an import cycle at module load
+
+    where = str(path)
+    ckpt = safe_torch_load(path)
+    a = _read_args(ckpt, where)
+    raw = _reference_tensors(ckpt["state_dict"], where)
+    dropped = sorted(k for k in raw if k.startswith(DROPPED_PREFIXES))
+    state = {k: v.clone() for k, v in raw.items() if not k.startswith(DROPPED_PREFIXES)}
+    seq = _sequence_context(state, a, where)
+    parts = _graph_and_classifier(state, a, seq, where)
+    _check_input_size(a, seq["input_size"], where)
+    class_weights = None
+    if a.get("class_weight") and "clf.nll_loss.weight" in raw:
+        class_weights = [float(v) for v in raw["clf.nll_loss.weight"].flatten()]
+    kwargs: dict[str, Any] = {
+        "input_size": seq["input_size"],
+        "n_classes": parts["n_classes"],
+        "n_speakers": parts["n_speakers"],
+        "rnn": seq["rnn"],
+        "hidden_size": parts["hidden_size"],
+        "seqcontext_nlayer": seq["seqcontext_nlayer"],
+        "gnn_nheads": parts["gnn_nheads"],
+        "drop_rate": float(a["drop_rate"]) if a.get("drop_rate") is not None else 0.5,
+        "wp": int(a["wp"]) if a.get("wp") is not None else 5,
+        "wf": int(a["wf"]) if a.get("wf") is not None else 5,
+        "gnn": "rgcn_transformer",
+        "concat_gin_gout": parts["concat_gin_gout"],
+        "use_highway": parts["use_highway"],
+        "class_weights": class_weights,
+        "pad_mode": "reference",
+    }
+    try:
+        COGMEN(**kwargs).load_state_dict(state, strict=True)
+    except (RuntimeError, ValueError) as e:
+        raise DataError(f"{where}: unknown checkpoint layout: {e}") from e
+    return kwargs, state, _reference_meta(a, where, dropped, parts["n_classes"])
 
 
 def load_reference_model(path: str | Path) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:

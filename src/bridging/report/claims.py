@@ -1,10 +1,11 @@
 """The claims section of bridging-report: does distillation or masking give a better
 speech-only model? Paired differences over seeds with bootstrap confidence intervals.
 
-The comparison's experiments (as ``bridging-reproduce`` names them): ``teacher`` (a+v,
-evaluated a+v), ``av_eval_speech_only`` (that teacher, video zeroed), ``audio_only``,
-``student_kd``, ``masked``, ``masked_nognn``, ``audio_dropout``; reference rows
-``logreg_a``, ``logreg_av`` (:func:`bridging.baselines.run_logreg`) and
+The comparison's experiments (as ``bridging-reproduce`` names them, on IEMOCAP and on MELD):
+``teacher`` (multimodal: a+v, or a+t on MELD, evaluated on its modalities),
+``av_eval_speech_only`` (that teacher, all but audio zeroed), ``audio_only``, ``student_kd``,
+``masked``, ``masked_nognn``, ``audio_dropout``; reference rows ``logreg_a``, ``logreg_av``
+or ``logreg_at`` (:func:`bridging.baselines.run_logreg`) and
 ``annotation_ceiling`` (:func:`bridging.baselines.write_ceiling_run`). Each experiment is
 one configuration (its best on dev when a sweep gives several), all on the same data: the
 data and label set most of the comparison's runs share.
@@ -52,10 +53,10 @@ FULL = "full"  # evaluated on every modality it was trained on
 SPEECH = ("a",)
 #: (experiment, what it is evaluated on, note): the comparison's rows, in table order
 COMPARISON = (
-    ("teacher", FULL, "a+v teacher (upper reference)"),
-    ("av_eval_speech_only", SPEECH, "the a+v teacher, video zeroed"),
+    ("teacher", FULL, "multimodal teacher (upper reference)"),
+    ("av_eval_speech_only", SPEECH, "the teacher, all but audio zeroed"),
     ("audio_only", SPEECH, "speech-only baseline"),
-    ("student_kd", SPEECH, "distilled from the a+v teacher"),
+    ("student_kd", SPEECH, "distilled from the teacher"),
     ("masked", SPEECH, "masked training"),
     ("masked_nognn", SPEECH, "masked training, no GNN"),
     ("audio_dropout", SPEECH, "the authors' 20% audio feature dropout"),
@@ -63,6 +64,7 @@ COMPARISON = (
 REFERENCE = (
     ("logreg_a", None, "reference: per-utterance logistic regression"),
     ("logreg_av", None, "reference: per-utterance logistic regression"),
+    ("logreg_at", None, "reference: per-utterance logistic regression"),
     ("annotation_ceiling", None, "reference: latent emotion vs the stored labels"),
 )
 
@@ -87,7 +89,7 @@ CLAIMS = (
               "masked training beats the audio-only baseline on speech-only test", "masked",
               "audio_only"),
     ClaimSpec(4, "masked_vs_av_speech",
-              "masked training beats the a+v model evaluated speech-only", "masked",
+              "masked training beats the multimodal model evaluated speech-only", "masked",
               "av_eval_speech_only"),
     ClaimSpec(5, "nognn_vs_audio",
               "masked training without the GNN beats the audio-only baseline", "masked_nognn",

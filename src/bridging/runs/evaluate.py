@@ -1,9 +1,9 @@
-"""Library side of ``bridging-eval`` and ``bridging-predict``: any checkpoint, any split."""
+"""Evaluation: ``bridging-eval`` and ``bridging-predict`` (any checkpoint, any split), and the
+evaluations a training run adds to its metrics.json (the full-modality figures of a masked
+model, the teacher's figures and the student-teacher agreement of a distilled student)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
@@ -12,9 +12,10 @@ import torch
 from hydra.utils import instantiate
 
 from bridging.data.records import IGNORE_INDEX, DataError, ordered_modalities
-from bridging.io import atomic_write_json, atomic_write_text, check_output_path, save_confusion_png
-from bridging.predictions import predictions_file
+from bridging.files import atomic_write_csv, check_output_path
 from bridging.recipes import check_data_fits, load_recipe
+from bridging.recipes.base import stage_metrics
+from bridging.runs.outputs import eval_metrics, write_run
 
 #: what marks a training run's dir (bridging-train writes them; eval outputs lack "experiment")
 RUN_MARKERS = ("checkpoints", "config.yaml")
@@ -90,7 +91,7 @@ def check_split(split) -> str:
 
 def resolve_keep(recipe, modalities) -> list[str]:
     if modalities is None:
-        return list(recipe.eval_keep)
+        return list(recipe.eval_modalities)
     try:
         keep = ordered_modalities(modalities)
     except DataError as exc:
@@ -103,7 +104,8 @@ def resolve_keep(recipe, modalities) -> list[str]:
     return keep
 
 
-def _trainer(accelerator: str = "cpu") -> pl.Trainer:
+def eval_trainer(accelerator: str = "cpu") -> pl.Trainer:
+    """A one-device Trainer for evaluation only: no logger, checkpoints, bar or summary."""
     return pl.Trainer(
         accelerator=accelerator,
         devices=1,
@@ -134,46 +136,39 @@ def evaluate(
     check_split(split)
     recipe = load_recipe(ckpt_path)
     keep = resolve_keep(recipe, modalities)
-    recipe.eval_keep = keep
+    recipe.eval_modalities = keep
     if output_dir is not None:
         output_dir = eval_output_dir(output_dir, split, keep)
     if predictions_path is not None:
         check_output_path(predictions_path, "predictions_path")
     dm = datamodule_for(recipe, data_cfg, keep, batch_size)
     loader = dm.split(split).loader(dm.eval_batch_size, False)
-    _trainer(accelerator).test(recipe, dataloaders=loader, verbose=False)
+    eval_trainer(accelerator).test(recipe, dataloaders=loader, verbose=False)
     result = recipe.results["test"]
     predictions = recipe.test_predictions(dm.split(split).ids, split)
-    facts = recipe.facts
-    metrics = {
-        "checkpoint": str(ckpt_path),
-        "recipe": recipe.kind,
-        "modalities": list(recipe.modalities),
-        "eval_modalities": keep,
-        "split": split,
-        "label_set": facts.label_set,
-        "label_names": facts.label_names,
-        split: result,
-        "data": dm.summary(),
-    }
-    if predictions_path is None and output_dir is not None:
-        predictions_path = Path(output_dir) / predictions_file(split)
+    metrics = eval_metrics(
+        checkpoint=ckpt_path,
+        recipe=recipe.kind,
+        modalities=recipe.modalities,
+        eval_modalities=keep,
+        split=split,
+        facts=recipe.facts,
+        result=result,
+        data=dm.summary(),
+    )
     if predictions_path is not None and predictions is not None:
         predictions.save(predictions_path)
+        predictions = None  # written: not again into output_dir
     if output_dir is not None:
-        out = Path(output_dir)
-        atomic_write_json(out / "metrics.json", metrics)
         title = f"{recipe.kind} on {'+'.join(keep)} ({split})"
-        save_confusion_png(
-            result["confusion"], facts.label_names, out / "confusion_matrix.png", title
-        )
+        write_run(output_dir, metrics, predictions, title=title, split=split)
     return metrics
 
 
 def predict_rows(recipe, datamodule, split="test", accelerator="cpu") -> list[dict]:
     """One row per utterance: dialogue_id, utterance_index, speaker, gold, pred, prob_<label>."""
     loader = datamodule.split(split).loader(datamodule.eval_batch_size, False)
-    outputs = _trainer(accelerator).predict(recipe, dataloaders=loader)
+    outputs = eval_trainer(accelerator).predict(recipe, dataloaders=loader)
     names = recipe.facts.label_names
     speakers = recipe.facts.speaker_names
     rows = []
@@ -197,15 +192,6 @@ def predict_rows(recipe, datamodule, split="test", accelerator="cpu") -> list[di
     return rows
 
 
-def write_csv(path, rows: list[dict]) -> Path:
-    buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return atomic_write_text(path, buf.getvalue())
-
-
 def predict(
     ckpt_path,
     output,
@@ -219,8 +205,118 @@ def predict(
     check_output_path(output)  # before the work: not a directory, a writable folder
     recipe = load_recipe(ckpt_path)
     keep = resolve_keep(recipe, modalities)
-    recipe.eval_keep = keep
+    recipe.eval_modalities = keep
     dm = datamodule_for(recipe, data_cfg, keep, batch_size)
     rows = predict_rows(recipe, dm, split, accelerator)
-    write_csv(output, rows)
+    atomic_write_csv(output, rows)
     return rows
+
+
+def full_modality_metrics(recipe, datamodule, best=None) -> dict:
+    """The masked recipe's additions to metrics.json: its mask policy, and the same (best)
+    model's dev and test metrics with every modality kept (``dev_full``, ``test_full``);
+    skipped, with ``full_eval_skipped`` saying why, when the run's evaluation already keeps
+    every modality of the model (e.g. an audio-only model). Runs on a logger-free trainer,
+    so the run's logs (CSV, W&B) keep the speech-only ``val/*`` and ``test/*`` figures as
+    their last values."""
+    out = {"mask_policy": recipe.masker.describe()}
+    if not recipe.full_eval:
+        return out
+    if set(recipe.eval_modalities) == set(recipe.modalities):
+        out["full_eval_skipped"] = (
+            f"evaluation already uses every modality of the model "
+            f"({'+'.join(recipe.modalities)}): dev/test are the full-modality figures"
+        )
+        return out
+    if best:
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        recipe.load_state_dict(state)
+    evaluator = eval_trainer("gpu" if recipe.device.type == "cuda" else "cpu")
+    kept = recipe.eval_modalities
+    recipe.eval_modalities = list(recipe.modalities)
+    try:
+        evaluator.validate(recipe, datamodule=datamodule, verbose=False)
+        dev = recipe.results["val"]
+        evaluator.test(recipe, datamodule=datamodule, verbose=False)
+        test = recipe.results["test"]
+    finally:
+        recipe.eval_modalities = kept
+    out.update({"full_modalities": list(recipe.modalities), "dev_full": dev, "test_full": test})
+    return out
+
+
+@torch.no_grad()
+def teacher_agreement(student, datamodule, split: str = "test") -> dict:
+    """The teacher's metrics on ``split`` (its own modalities) and the agreement of the
+    student's (speech-only) and the teacher's predictions, over every real utterance:
+    ``{"teacher_result": ..., "agreement": {split, utterances, rate, cohen_kappa, pairs}}``
+    (``pairs`` rows: the student's prediction, columns: the teacher's)."""
+    teacher = student.teacher
+    device = student.device
+    teacher.to(device)
+    was_training = student.training
+    student.eval()
+    n_classes = student.facts.n_classes
+    metrics = stage_metrics(n_classes).to(device)
+    loss_sum, n_lab = 0.0, 0
+    pairs = torch.zeros(n_classes, n_classes, dtype=torch.long)
+    for batch in datamodule.split(split).loader(datamodule.eval_batch_size, shuffle=False):
+        batch = batch.to(device)
+        s = student.eval_output(batch).log_probs.argmax(-1)
+        t_out = teacher(batch)
+        t = t_out.log_probs.argmax(-1)
+        labels = batch.flat_labels
+        known = labels != IGNORE_INDEX
+        k = int(known.sum())
+        if k:
+            loss_sum += float(teacher.model.loss(t_out, labels)) * k
+            n_lab += k
+            metrics.update(t[known], labels[known])
+        pairs += torch.bincount((s * n_classes + t).cpu(), minlength=n_classes * n_classes).view(
+            n_classes, n_classes
+        )
+    values = metrics.compute()
+    names = student.facts.label_names
+    teacher_result = {
+        "loss": loss_sum / max(1, n_lab),
+        "wf1": float(values["wf1"]),
+        "acc": float(values["acc"]),
+        "mf1": float(values["mf1"]),
+        "per_class_f1": {n: float(v) for n, v in zip(names, values["f1"].tolist())},
+        "confusion": values["confusion"].long().tolist(),
+    }
+    total = int(pairs.sum())
+    p_o = int(pairs.trace()) / max(1, total)
+    p_e = float((pairs.sum(1).double() * pairs.sum(0).double()).sum()) / max(1, total) ** 2
+    kappa = (p_o - p_e) / (1 - p_e) if p_e < 1 else 1.0
+    student.train(was_training)
+    agreement = {
+        "split": split,
+        "utterances": total,
+        "rate": p_o,
+        "cohen_kappa": kappa,
+        "pairs": pairs.tolist(),
+    }
+    return {"teacher_result": teacher_result, "agreement": agreement}
+
+
+def student_metrics(student, datamodule) -> dict:
+    """The distilled student's additions to metrics.json: its teacher (path, hash, where it
+    was trained, its test metrics on its own modalities), the student-teacher agreement on
+    test and the KD options."""
+    from bridging.runs.teacher import ensure_modalities
+
+    if student.teacher is None:
+        return {}
+    ensure_modalities(datamodule, student.teacher.modalities)
+    cmp = teacher_agreement(student, datamodule, "test")
+    info = student.teacher_info
+    teacher = {
+        **{k: info.get(k) for k in ("ckpt_path", "sha256", "modalities")},
+        "eval_modalities": list(student.teacher.modalities),
+        "pad_mode": info.get("pad_mode"),
+        "cache": student.cache_on,
+        **getattr(student, "teacher_origin", {}),
+        "test": cmp["teacher_result"],
+    }
+    return {"teacher": teacher, "agreement": cmp["agreement"], "kd": dict(student.kd)}

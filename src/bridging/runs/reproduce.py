@@ -19,10 +19,8 @@ finished job, with the time so far and an estimate of what is left.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -30,10 +28,49 @@ from datetime import datetime
 from multiprocessing import get_context
 from pathlib import Path
 
-#: the trained recipes of each seed (experiment names)
+#: the trained recipes of each seed (their roles in the comparison: the experiment names of
+#: the runs, which the report's claims pair)
 RECIPES = ("teacher", "audio_only", "student_kd", "masked", "masked_nognn", "audio_dropout")
-#: --quick: a small corpus and model that train in seconds; the figures are a smoke test
-QUICK_OVERRIDES = [
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What the comparison runs on one corpus: the experiment preset of each role, the data
+    config of a real file, the default label set, the modalities of the reference rows."""
+
+    name: str
+    presets: dict
+    data: str
+    label_set: str
+    logreg: tuple
+
+
+PROFILES = {
+    "iemocap": Profile(
+        "iemocap", {r: r for r in RECIPES}, "iemocap", "iemocap_4", (("a",), ("a", "v"))
+    ),
+    "meld": Profile(
+        "meld",
+        {r: f"meld_{r}" for r in RECIPES},
+        "meld",
+        "meld_7",
+        (("a",), ("a", "t")),
+    ),
+}
+
+
+def profile_for(data_path=None) -> Profile:
+    """The MELD profile for a MELD-layout file (detected from its content), else IEMOCAP's."""
+    if data_path is None:
+        return PROFILES["iemocap"]
+    from bridging.data.sources import detect_format
+
+    return PROFILES["meld" if detect_format(data_path) == "meld" else "iemocap"]
+
+
+#: --quick: a small corpus (unless --data gives one) and a small model that train in seconds;
+#: the figures are a smoke test
+QUICK_DATA = [
     "data=tiny",
     "data.synthetic.n_dialogues=100",
     "data.synthetic.n_test_dialogues=20",
@@ -41,12 +78,15 @@ QUICK_OVERRIDES = [
     "data.synthetic.max_len=40",
     "data.synthetic.mean_len=20",
     "+data.synthetic.feature_sizes={a:32,t:64,v:32}",
+]
+QUICK_MODEL = [
     "data.batch_size=8",
     "trainer.accelerator=cpu",
     "model.seqcontext_nlayer=1",
     "model.gnn_nheads=2",
     "optim.lr=3e-3",
 ]
+QUICK_OVERRIDES = QUICK_DATA + QUICK_MODEL
 QUICK_EPOCHS, QUICK_SEEDS, EPOCHS = 12, (0, 1), 55
 
 
@@ -72,7 +112,7 @@ def _quiet(threads: int) -> None:
 def run_job(overrides: list[str], out_dir: str, threads: int) -> dict:
     """One training run in this (worker) process; returns its headline figures."""
     _quiet(threads)
-    from bridging.training import train
+    from bridging.runs.experiment import train
 
     cfg = _compose([f"paths.output_dir={out_dir}", *overrides])
     t0 = time.perf_counter()
@@ -83,40 +123,34 @@ def run_job(overrides: list[str], out_dir: str, threads: int) -> dict:
 def eval_speech_only(teacher_dir: str, out_dir: str, seed: int, threads: int) -> dict:
     """The av teacher evaluated speech-only (video zeroed), written as a run of its own."""
     _quiet(threads)
-    from bridging.evaluation import evaluate
-    from bridging.io import atomic_write_json, save_confusion_png
-    from bridging.predictions import PREDICTIONS_FILE
+    from bridging.runs.evaluate import evaluate
+    from bridging.runs.outputs import run_metrics, write_run
 
     teacher = json.loads((Path(teacher_dir) / "metrics.json").read_text())
     ckpt = Path(teacher_dir) / teacher["best_checkpoint"]
-    test = evaluate(  # with its per-utterance predictions, for the report's paired claims
-        ckpt, split="test", modalities=["a"], predictions_path=Path(out_dir) / PREDICTIONS_FILE
-    )
+    pred_path = Path(out_dir) / "test_predictions.npz"
+    test = evaluate(ckpt, split="test", modalities=["a"], predictions_path=pred_path)
     dev = evaluate(ckpt, split="dev", modalities=["a"])
-    metrics = {
-        "experiment": "av_eval_speech_only",
-        "recipe": "teacher",
-        "modalities": teacher["modalities"],
-        "eval_modalities": ["a"],
-        "label_set": teacher["label_set"],
-        "label_names": teacher["label_names"],
-        "seed": seed,
-        "test": test["test"],
-        "dev": dev["dev"],
-        "best_epoch": teacher["best_epoch"],
-        "best_checkpoint": str(ckpt),
-        "data": test["data"],
-        "config_hash": teacher["config_hash"],
-        "hparams": teacher.get("hparams", {}),
-        "note": "the a+v teacher's best checkpoint (selected on a+v dev), video zeroed",
-    }
-    out = Path(out_dir)
-    atomic_write_json(out / "metrics.json", metrics)
-    save_confusion_png(
-        test["test"]["confusion"],
-        teacher["label_names"],
-        out / "confusion_matrix.png",
-        "a+v teacher, speech-only test",
+    metrics = run_metrics(
+        experiment="av_eval_speech_only",
+        recipe=teacher["recipe"],
+        modalities=teacher["modalities"],
+        eval_modalities=["a"],
+        label_set=teacher["label_set"],
+        label_names=teacher["label_names"],
+        seed=seed,
+        test=test["test"],
+        dev=dev["dev"],
+        data=test["data"],
+        best_epoch=teacher["best_epoch"],
+        best_checkpoint=str(ckpt),
+        config_hash=teacher["config_hash"],
+        hparams=teacher.get("hparams", {}),
+        note=f"the {'+'.join(teacher['modalities'])} teacher's best checkpoint (selected on "
+        f"{'+'.join(teacher['modalities'])} dev), all but audio zeroed",
+    )
+    write_run(
+        out_dir, metrics, title=f"{'+'.join(teacher['modalities'])} teacher, speech-only test"
     )
     return {"out": out_dir, "wf1": metrics["test"]["wf1"], "s": 0.0}
 
@@ -153,18 +187,24 @@ class Job:
     seconds: float = 0.0  # FLOP-limit estimate
 
 
-def plan(seeds, common: list[str], references: bool = True) -> list[Job]:
-    """Every job of the comparison, in dependency order."""
+def plan(
+    seeds, common: list[str], references: bool = True, profile: Profile = PROFILES["iemocap"]
+) -> list[Job]:
+    """Every job of the comparison, in dependency order. Each training run is its role's
+    preset of ``profile`` under the role's name (``experiment_name``), so the report pairs
+    the same claims on every corpus."""
     jobs = []
     for s in seeds:
         for name in RECIPES:
-            ov = [f"experiment={name}", f"seed={s}", *common]
+            preset = profile.presets[name]
+            ov = [f"experiment={preset}", f"experiment_name={name}", f"seed={s}", *common]
             after = f"teacher/seed{s}" if name == "student_kd" else None
             jobs.append(Job(f"{name}/seed{s}", "train", ov, after, s, name))
         jobs.append(Job(f"av_eval_speech_only/seed{s}", "eval", [], f"teacher/seed{s}", s))
     if references:
         s = seeds[0]
-        for mods in (["a"], ["a", "v"]):  # deterministic fits: once, not per seed
+        for mods in profile.logreg:  # deterministic fits: once, not per seed
+            mods = list(mods)
             name = f"logreg_{''.join(mods)}/seed{s}"
             jobs.append(Job(name, "logreg", [f"seed={s}", *common], None, s, modalities=mods))
         jobs.append(Job("annotation_ceiling", "ceiling", [f"seed={s}", *common]))
@@ -179,10 +219,13 @@ def estimate(jobs: list[Job], common: list[str], epochs: int, threads: int, log)
     from omegaconf import OmegaConf
 
     per_epoch, by_architecture = {}, {}
-    for name in sorted({j.recipe for j in jobs if j.recipe}):
+    presets = {j.recipe: j.overrides[0] for j in jobs if j.recipe}  # role -> experiment=...
+    for name in sorted(presets):
         # a student's teacher outputs are cached: its epoch costs its audio-only architecture's
-        counted = "audio_only" if name == "student_kd" else name
-        cfg = _compose([f"experiment={counted}", *common])
+        counted = (
+            presets.get("audio_only", presets[name]) if name == "student_kd" else presets[name]
+        )
+        cfg = _compose([counted, *common])
         # masking changes no FLOP: recipes of one architecture on one data are counted once
         key = json.dumps(
             [list(cfg.modalities), OmegaConf.to_container(cfg.model), str(cfg.data)],
@@ -206,68 +249,35 @@ def _fmt_s(s: float) -> str:
     return f"{s / 60:.1f} min" if s >= 90 else f"{s:.0f} s"
 
 
-def _parse(argv):
-    p = argparse.ArgumentParser(
-        prog="bridging-reproduce",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"small data and model, {QUICK_EPOCHS} epochs, seeds {QUICK_SEEDS}: a "
-        "minutes-long smoke test (its figures are not the comparison)",
-    )
-    p.add_argument("--data", default=None, help="a real data file (default: the synthetic data)")
-    p.add_argument("--label-set", default="iemocap_4")
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 2")
-    p.add_argument(
-        "--epochs", type=int, default=None, help=f"epochs per run (default {EPOCHS}, the paper's)"
-    )
-    p.add_argument(
-        "--patience",
-        type=int,
-        default=None,
-        help="stop a run after N epochs without a better dev weighted F1 (early stopping; "
-        "default: off, every run trains all its epochs as in the paper)",
-    )
-    cores = os.cpu_count() or 1
-    p.add_argument("--jobs", type=int, default=cores, help=f"worker processes (default {cores})")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
-    p.add_argument("--no-estimate", action="store_true", help="skip the FLOP count at start")
-    p.add_argument("--out", default=None, help="default: outputs/reproduce/<timestamp>")
-    p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
-    args = p.parse_args(argv)
-    if args.jobs < 1 or args.threads < 1:
-        p.error("--jobs and --threads must be at least 1")
-    if args.jobs * args.threads > cores:
-        p.error(
-            f"--jobs {args.jobs} x --threads {args.threads} = {args.jobs * args.threads} "
-            f"threads on {cores} cores: oversubscribed torch processes run several times "
-            "slower; lower one of them"
-        )
-    return args
-
-
-def _common(args, epochs: int) -> list[str]:
+def common_overrides(
+    epochs: int,
+    label_set: str | None = None,
+    quick: bool = False,
+    data: str | None = None,
+    patience: int | None = None,
+    extra=(),
+    profile: Profile | None = None,
+) -> list[str]:
+    """The Hydra overrides every run of the comparison gets (``profile``: from ``data``)."""
+    profile = profile or profile_for(data)
     common = [
         f"trainer.max_epochs={epochs}",
         "logger=csv",
         "trainer.enable_progress_bar=false",
-        f"data.label_set={args.label_set}",
     ]
-    if args.quick:
-        common += QUICK_OVERRIDES
-    if args.data:
-        common += ["data=iemocap", f"data.path={Path(args.data).resolve()}"]
-    if args.patience is not None:
+    if quick:
+        common += QUICK_MODEL if data else QUICK_OVERRIDES
+    if data:
+        common += [f"data={profile.data}", f"data.path={Path(data).resolve()}"]
+    common.append(f"data.label_set={label_set or profile.label_set}")
+    if patience is not None:
         common += [
             "+callbacks.early_stopping._target_=pytorch_lightning.callbacks.EarlyStopping",
             "+callbacks.early_stopping.monitor=val/wf1",
             "+callbacks.early_stopping.mode=max",
-            f"+callbacks.early_stopping.patience={args.patience}",
+            f"+callbacks.early_stopping.patience={patience}",
         ]
-    return common + list(args.overrides)
+    return common + list(extra)
 
 
 def _submit(pool, job: Job, root: Path, threads: int):
@@ -319,37 +329,61 @@ def run_all(jobs: list[Job], root: Path, n_workers: int, threads: int, log) -> d
     return done
 
 
-def main(argv=None) -> int:
-    args = _parse(argv)
-    epochs = args.epochs or (QUICK_EPOCHS if args.quick else EPOCHS)
-    seeds = args.seeds or list(QUICK_SEEDS if args.quick else (0, 1, 2))
-    common = _common(args, epochs)
+def default_out_dir() -> Path:
+    """``$BRIDGING_OUTPUT/reproduce/<timestamp>`` (``outputs/`` unless set)."""
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
-    root = Path(
-        args.out or Path(os.environ.get("BRIDGING_OUTPUT", "outputs")) / "reproduce" / stamp
-    )
+    return Path(os.environ.get("BRIDGING_OUTPUT", "outputs")) / "reproduce" / stamp
+
+
+def write_report(root: Path, note: str | None = None) -> str:
+    """The report over the comparison's run dirs: ``<root>/report.md`` and ``<root>/plots/``
+    (what ``bridging-report`` writes). Returns the Markdown text."""
+    from bridging.files import atomic_write_text
+    from bridging.report import build_report, write_plots
+
+    report = build_report([str(root)])
+    report.claims()
+    plots = write_plots(report, root / "plots")
+    out = root / "report.md"
+    atomic_write_text(out, report.markdown(plots=plots, relative_to=out.parent, note=note))
+    return report.markdown(plots=plots, note=note)
+
+
+def reproduce(
+    root: Path,
+    seeds,
+    epochs: int,
+    common: list[str],
+    n_workers: int,
+    threads: int,
+    estimate_first: bool = True,
+    quick: bool = False,
+    log=print,
+    profile: Profile = PROFILES["iemocap"],
+) -> dict:
+    """Run the whole comparison into ``root`` (see the module doc): the FLOP-limit estimate,
+    every job, ``reproduce.json`` (wall time, limit, settings), the report. Returns the
+    summary, with the report's Markdown under ``report``."""
+    from bridging.files import atomic_write_json
+
     root.mkdir(parents=True, exist_ok=True)
-
-    def log(msg: str) -> None:
-        print(msg, flush=True)
-
-    jobs = plan(seeds, common)
+    jobs = plan(seeds, common, profile=profile)
     log(
-        f"bridging-reproduce: {len(jobs)} jobs ({len(seeds)} seeds, {epochs} epochs per run), "
-        f"{args.jobs} workers x {args.threads} threads -> {root}"
+        f"bridging-reproduce: {len(jobs)} jobs ({profile.name}, {len(seeds)} seeds, {epochs} "
+        f"epochs per run), {n_workers} workers x {threads} threads -> {root}"
     )
     limit = None
-    if not args.no_estimate:
+    if estimate_first:
         log("counting the FLOPs of one epoch of each recipe (FlopCounterMode):")
-        rate = estimate(jobs, common, epochs, args.threads, log)
-        limit = sum(j.seconds for j in jobs) / args.jobs
+        rate = estimate(jobs, common, epochs, threads, log)
+        limit = sum(j.seconds for j in jobs) / n_workers
         log(
-            f"  matmul rate {rate:.1f} GFLOP/s per {args.threads}-thread worker; FLOP limit of "
-            f"the runs {_fmt_s(limit)} on {args.jobs} workers; expect about "
+            f"  matmul rate {rate:.1f} GFLOP/s per {threads}-thread worker; FLOP limit of "
+            f"the runs {_fmt_s(limit)} on {n_workers} workers; expect about "
             f"{_fmt_s(1.3 * limit)} (reference rows and startup not counted)"
         )
     t0 = time.perf_counter()
-    run_all(jobs, root, args.jobs, args.threads, log)
+    run_all(jobs, root, n_workers, threads, log)
     wall = time.perf_counter() - t0
     ratio = f" ({wall / limit:.2f}x the FLOP limit)" if limit else ""
     log(f"\nall runs done in {_fmt_s(wall)}{ratio}; report:\n")
@@ -357,25 +391,16 @@ def main(argv=None) -> int:
         "wall_s": wall,
         "flop_limit_s": limit,
         "epochs": epochs,
-        "seeds": seeds,
-        "jobs": args.jobs,
-        "threads": args.threads,
-        "quick": bool(args.quick),
+        "seeds": list(seeds),
+        "jobs": n_workers,
+        "threads": threads,
+        "quick": bool(quick),
     }
-    from bridging.io import atomic_write_json
-
     atomic_write_json(root / "reproduce.json", summary)
-    from bridging.cli.report import main as report_main
-
-    report_args = [str(root), "--out", str(root / "report.md"), "--plots", str(root / "plots")]
-    if args.quick:
-        report_args += [
-            "--note",
+    note = None
+    if quick:
+        note = (
             "Smoke test (bridging-reproduce --quick): small data, small model, "
-            f"{epochs} epochs; these figures are not the comparison.",
-        ]
-    return report_main(report_args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+            f"{epochs} epochs; these figures are not the comparison."
+        )
+    return {**summary, "report": write_report(root, note)}

@@ -1,4 +1,4 @@
-"""Small output helpers: atomic writes, JSON, confusion-matrix figures, config hashes.
+"""Small output helpers: atomic writes, JSON and CSV, output paths, config hashes.
 
 Every writer goes through a temporary sibling of the target created with ``os.open(...,
 0o666)``, so the file ends with the mode the umask gives (0644 under umask 022), as a plain
@@ -132,6 +132,20 @@ def atomic_write_text(path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def atomic_write_csv(path, rows: list[dict]) -> Path:
+    """``rows`` (dicts with the same keys, in order) as a CSV file with a header, atomically;
+    no rows: an empty file."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return atomic_write_text(path, buf.getvalue())
+
+
 def atomic_write_json(path, obj) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
@@ -140,55 +154,6 @@ def config_hash(container) -> str:
     """A short, stable hash of a (resolved) config given as plain containers."""
     blob = json.dumps(container, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def confusion_figure(confusion, label_names, title: str = ""):
-    """Confusion matrix (rows: gold, columns: predicted) with counts and row shares, as a
-    matplotlib Figure (object API, Agg canvas); the title is wrapped to fit the figure."""
-    import textwrap
-
-    import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    cm = np.asarray(confusion, dtype=float)
-    row = cm.sum(1, keepdims=True)
-    norm = np.divide(cm, row, out=np.zeros_like(cm), where=row > 0)
-    n = len(label_names)
-    width = 1.1 * n + 2
-    fig = Figure(figsize=(width, 1.1 * n + 1.5), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(n), label_names)
-    ax.set_yticks(range(n), label_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("gold")
-    for i in range(n):
-        for j in range(n):
-            ax.text(
-                j,
-                i,
-                f"{int(cm[i, j])}\n{norm[i, j]:.0%}",
-                ha="center",
-                va="center",
-                color="white" if norm[i, j] > 0.5 else "black",
-                fontsize=8,
-            )
-    if title:
-        # ~0.62 em per character of DejaVu Sans at 9 pt, 0.4 in of margin
-        chars = max(12, int((width - 0.4) * 72 / (0.62 * 9)))
-        fig.suptitle(textwrap.fill(title, chars), fontsize=9)
-    return fig
-
-
-def save_confusion_png(confusion, label_names, path, title: str = "") -> Path:
-    """:func:`confusion_figure` as a PNG, written atomically."""
-    import io
-
-    buf = io.BytesIO()
-    confusion_figure(confusion, label_names, title).savefig(buf, format="png", dpi=100)
-    return atomic_write_bytes(path, buf.getvalue())
 
 
 def refuse_existing(path, force: bool = False, hint: str = "force=True replaces it") -> Path:

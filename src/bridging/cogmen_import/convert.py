@@ -9,9 +9,9 @@ import pytorch_lightning as pl
 import torch
 
 from bridging import __version__
+from bridging.cogmen_import.read import load_reference_checkpoint
 from bridging.data.records import LABEL_SETS, MODALITY_ORDER, SPEAKER_NAMES, DataError
-from bridging.io import atomic_write_bytes
-from bridging.models.reference import load_reference_checkpoint
+from bridging.files import atomic_write_bytes
 from bridging.recipes.teacher import TeacherRecipe
 
 #: COGMEN's own per-modality sizes for IEMOCAP (its dataset_embedding_dims).

@@ -1,0 +1,113 @@
+"""The paper's whole comparison in one command (``make reproduce`` / ``bridging-reproduce``).
+
+The command's parsing only; the work and its description are in :mod:`bridging.runs.reproduce`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from bridging.runs import reproduce as lib
+from bridging.runs.reproduce import EPOCHS, QUICK_EPOCHS, QUICK_SEEDS
+
+DOC = lib.__doc__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bridging-reproduce",
+        description=DOC,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"small data and model, {QUICK_EPOCHS} epochs, seeds {QUICK_SEEDS}: a "
+        "minutes-long smoke test (its figures are not the comparison)",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        help="a real data file: IEMOCAP (COGMEN's, DialogueRNN's or bridging's format) or MELD "
+        "(DialogueRNN's or MMGCN's layout, detected from the content: the meld_* presets run "
+        "under the same names); default: the synthetic IEMOCAP-shaped data",
+    )
+    p.add_argument("--label-set", default=None, help="default: iemocap_4 (meld_7 for a MELD file)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 2")
+    p.add_argument(
+        "--epochs", type=int, default=None, help=f"epochs per run (default {EPOCHS}, the paper's)"
+    )
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="stop a run after N epochs without a better dev weighted F1 (early stopping; "
+        "default: off, every run trains all its epochs as in the paper)",
+    )
+    cores = os.cpu_count() or 1
+    p.add_argument("--jobs", type=int, default=cores, help=f"worker processes (default {cores})")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    p.add_argument("--no-estimate", action="store_true", help="skip the FLOP count at start")
+    p.add_argument("--out", default=None, help="default: outputs/reproduce/<timestamp>")
+    p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
+    return p
+
+
+def parse_args(argv=None):
+    cores = os.cpu_count() or 1
+    p = build_parser()
+    args = p.parse_args(argv)
+    if args.jobs < 1 or args.threads < 1:
+        p.error("--jobs and --threads must be at least 1")
+    if args.jobs * args.threads > cores:
+        p.error(
+            f"--jobs {args.jobs} x --threads {args.threads} = {args.jobs * args.threads} "
+            f"threads on {cores} cores: oversubscribed torch processes run several times "
+            "slower; lower one of them"
+        )
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    epochs = args.epochs or (QUICK_EPOCHS if args.quick else EPOCHS)
+    seeds = args.seeds or list(QUICK_SEEDS if args.quick else (0, 1, 2))
+    from bridging.data.records import DataError
+
+    try:
+        profile = lib.profile_for(args.data)
+    except (DataError, OSError) as exc:
+        print(f"bridging-reproduce: error: {exc}", file=sys.stderr)
+        return 2
+    common = lib.common_overrides(
+        epochs, args.label_set, args.quick, args.data, args.patience, args.overrides, profile
+    )
+    root = Path(args.out) if args.out else lib.default_out_dir()
+    from bridging.report import ReportError
+
+    try:
+        summary = lib.reproduce(
+            root,
+            seeds,
+            epochs,
+            common,
+            args.jobs,
+            args.threads,
+            estimate_first=not args.no_estimate,
+            quick=args.quick,
+            log=lambda msg: print(msg, flush=True),
+            profile=profile,
+        )
+    except ReportError as exc:
+        print(f"bridging-reproduce: error: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(summary["report"])
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,345 @@
+"""The report's tables: the :class:`Report` (runs, seed groups, best per family) as
+Markdown, CSV and JSON, and :func:`build_report`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bridging.files import atomic_write_text
+from bridging.report.runs import (
+    METRICS,
+    RECIPE_ORDER,
+    Group,
+    Run,
+    fmt_value,
+    identity_row,
+    load_runs,
+    pct,
+    sort_value,
+    varying_hparams,
+)
+
+
+@dataclass
+class Report:
+    """The runs, the hyper-parameter columns, the per-run rows and the seed groups."""
+
+    runs: list[Run]
+    hparam_keys: list[str]
+    sources: list[str] = field(default_factory=list)
+    #: the claims' options: margin of "comparable" (wF1 points), bootstrap resamples and seed
+    margin: float = 2.0
+    n_boot: int = 5000
+    boot_seed: int = 0
+
+    def __post_init__(self):
+        self.runs = sorted(self.runs, key=self._row_key)
+        self._claims = None
+
+    def claims(self) -> dict | None:
+        """The Claims section's data (:func:`bridging.report.claims.analyse`; computed once),
+        None when the runs do not include the comparison. ReportError for a malformed
+        predictions file."""
+        if self._claims is None:
+            from bridging.report.claims import analyse
+
+            self._claims = {"result": analyse(self, self.margin, self.n_boot, self.boot_seed)}
+        return self._claims["result"]
+
+    # ---- identity ------------------------------------------------------------------------
+    def _family(self, r: Run) -> tuple:
+        return (r.experiment, r.recipe, r.modalities, r.eval_modalities, r.label_set, r.data)
+
+    def _group_key(self, r: Run) -> tuple:
+        hp = tuple(sorted((k, v) for k, v in r.hparams.items()))
+        shown = tuple(r.value(k) for k in self.hparam_keys)
+        return (*self._family(r), shown, hp)
+
+    def _row_key(self, r: Run):
+        return (
+            RECIPE_ORDER.get(r.recipe, len(RECIPE_ORDER)),
+            r.recipe,
+            r.experiment,
+            -len(r.modalities),
+            r.modalities,
+            -len(r.eval_modalities),
+            r.eval_modalities,
+            r.label_set,
+            r.data,
+            tuple(sort_value(r.value(k)) for k in self.hparam_keys),
+            sort_value(r.seed),
+            str(r.run_dir),
+        )
+
+    @property
+    def groups(self) -> list[Group]:
+        out: dict[tuple, Group] = {}
+        for r in self.runs:  # already in row order
+            out.setdefault(self._group_key(r), Group(self._group_key(r), [])).runs.append(r)
+        return list(out.values())
+
+    @property
+    def has_repeats(self) -> bool:
+        return any(len(g.runs) > 1 for g in self.groups)
+
+    def best_per_family(self) -> list[Group]:
+        """One group per (experiment, recipe, modalities, eval modalities, label set, data):
+        the one with the best mean dev weighted F1 (never selected on test); groups without
+        dev metrics only when they are alone in their family."""
+        fams: dict[tuple, Group] = {}
+        for g in self.groups:
+            fam = self._family(g.first)
+            cur = fams.get(fam)
+            if cur is None:
+                fams[fam] = g
+                continue
+            dev, best = g.stat("wf1", "dev")[0], cur.stat("wf1", "dev")[0]
+            if dev is not None and (best is None or dev > best):
+                fams[fam] = g
+        return list(fams.values())
+
+    # ---- rows ----------------------------------------------------------------------------
+    def _display_dir(self, p: Path) -> str:
+        rel = os.path.relpath(p.resolve(), Path.cwd().resolve())
+        return str(p) if rel.startswith("..") else rel
+
+    def run_columns(self) -> list[str]:
+        return [
+            "run_dir",
+            "experiment",
+            "recipe",
+            "modalities",
+            "eval_modalities",
+            "label_set",
+            *self.hparam_keys,
+            *(c for _, c, _ in METRICS),
+            "best_epoch",
+            "seed",
+        ]
+
+    def group_columns(self) -> list[str]:
+        stats = [f"{c}_{s}" for _, c, _ in METRICS for s in ("mean", "std")]
+        return [
+            "experiment",
+            "recipe",
+            "modalities",
+            "eval_modalities",
+            "label_set",
+            *self.hparam_keys,
+            "n",
+            "seeds",
+            *stats,
+        ]
+
+    def run_rows(self) -> list[dict]:
+        """One dict per run, keyed by :meth:`run_columns` (metrics in %)."""
+        rows = []
+        for r in self.runs:
+            row = {"run_dir": self._display_dir(r.run_dir), **identity_row(r)}
+            row.update({k: r.value(k) for k in self.hparam_keys})
+            row.update({c: pct(r.test[m]) for m, c, _ in METRICS})
+            row.update({"best_epoch": r.best_epoch, "seed": r.seed})
+            rows.append(row)
+        return rows
+
+    def group_rows(self, groups: Sequence[Group] | None = None) -> list[dict]:
+        """One dict per seed group, keyed by :meth:`group_columns` (mean/std in %)."""
+        rows = []
+        for g in self.groups if groups is None else groups:
+            r = g.first
+            row = identity_row(r)
+            row.update({k: r.value(k) for k in self.hparam_keys})
+            row["n"] = len(g.runs)
+            row["seeds"] = ",".join(fmt_value(s) for s in g.seeds)
+            for m, c, _ in METRICS:
+                mean, std = g.stat(m)
+                row[f"{c}_mean"] = mean
+                row[f"{c}_std"] = std
+            rows.append(row)
+        return rows
+
+    # ---- output --------------------------------------------------------------------------
+    def runs_markdown(self) -> str:
+        head = [
+            "run",
+            "experiment",
+            "recipe",
+            "trained on",
+            "evaluated on",
+            "labels",
+            *self.hparam_keys,
+            *(h for _, _, h in METRICS),
+            "best epoch",
+            "seed",
+        ]
+        body = []
+        for row in self.run_rows():
+            body.append(
+                [
+                    row["run_dir"],
+                    row["experiment"],
+                    row["recipe"],
+                    row["modalities"],
+                    row["eval_modalities"],
+                    row["label_set"],
+                    *(fmt_value(row[k]) for k in self.hparam_keys),
+                    *(f"{row[c]:.2f}" for _, c, _ in METRICS),
+                    fmt_value(row["best_epoch"]),
+                    fmt_value(row["seed"]),
+                ]
+            )
+        return markdown_table(head, body)
+
+    def groups_markdown(self, groups: Sequence[Group] | None = None) -> str:
+        head = [
+            "experiment",
+            "recipe",
+            "trained on",
+            "evaluated on",
+            "labels",
+            *self.hparam_keys,
+            "n",
+            "seeds",
+            *(h for _, _, h in METRICS),
+        ]
+        body = []
+        for row in self.group_rows(groups):
+            cells = []
+            for _, c, _ in METRICS:
+                mean, std = row[f"{c}_mean"], row[f"{c}_std"]
+                cells.append(f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}")
+            body.append(
+                [
+                    row["experiment"],
+                    row["recipe"],
+                    row["modalities"],
+                    row["eval_modalities"],
+                    row["label_set"],
+                    *(fmt_value(row[k]) for k in self.hparam_keys),
+                    str(row["n"]),
+                    row["seeds"],
+                    *cells,
+                ]
+            )
+        return markdown_table(head, body)
+
+    def markdown(self, plots: dict | None = None, relative_to=None, note=None) -> str:
+        """The whole report as Markdown: runs, mean ± std over seeds (when some
+        configuration ran with several seeds), best configuration per family (when a sweep
+        has several), and links to ``plots`` (name -> path) if given; ``note``: a line
+        under the title."""
+        n = len(self.runs)
+        parts = ["# bridging report", ""]
+        if note:
+            parts += [f"**{note}**", ""]
+        if self.sources:
+            parts += [f"{n} run{'s' * (n != 1)} from {', '.join(self.sources)}.", ""]
+        parts += ["Test metrics in %; wF1 = weighted F1, mF1 = macro F1.", ""]
+        parts += ["## Runs", "", self.runs_markdown(), ""]
+        if self.has_repeats:
+            parts += ["## Mean ± std over seeds (sample std)", "", self.groups_markdown(), ""]
+        best = self.best_per_family()
+        if len(best) < len(self.groups):
+            parts += [
+                "## Best configuration per experiment (selected on mean dev weighted F1)",
+                "",
+                self.groups_markdown(best),
+                "",
+            ]
+        claims = self.claims()
+        if claims is not None:
+            from bridging.report.claims import markdown as claims_markdown
+
+            parts += [claims_markdown(claims).rstrip("\n"), ""]
+        if plots:
+            parts += ["## Plots", ""]
+            base = Path(relative_to) if relative_to is not None else None
+            for name, p in plots.items():
+                link = os.path.relpath(Path(p), base) if base is not None else str(p)
+                parts += [f"![{name}]({Path(link).as_posix()})", ""]
+        return "\n".join(parts).rstrip() + "\n"
+
+    def write_csv(self, path) -> tuple[Path, ...]:
+        """The runs table at ``path``, the seed groups at ``<stem>.grouped.csv`` and, with the
+        comparison's runs, ``<stem>.comparison.csv`` and ``<stem>.claims.csv``."""
+        from bridging.report.claims import CLAIM_COLUMNS, COMPARISON_COLUMNS, flat_rows
+
+        path = Path(path)
+
+        def sibling(name):
+            return path.with_name(f"{path.stem}.{name}{path.suffix or '.csv'}")
+
+        atomic_write_text(path, _csv(self.run_columns(), self.run_rows()))
+        atomic_write_text(sibling("grouped"), _csv(self.group_columns(), self.group_rows()))
+        out = [path, sibling("grouped")]
+        claims = self.claims()
+        if claims is not None:
+            for name, cols in (("comparison", COMPARISON_COLUMNS), ("claims", CLAIM_COLUMNS)):
+                atomic_write_text(sibling(name), _csv(cols, flat_rows(claims[name])))
+                out.append(sibling(name))
+        return tuple(out)
+
+    def to_json(self) -> dict:
+        """The runs, the seed groups and the claims section, JSON-ready."""
+        from bridging.report.claims import json_ready
+
+        claims = self.claims()
+        return {
+            "sources": self.sources,
+            "runs": self.run_rows(),
+            "groups": self.group_rows(),
+            "claims": None if claims is None else json_ready(claims),
+        }
+
+
+def markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def cell(s) -> str:
+        return str(s).replace("|", "\\|").replace("\n", " ")
+
+    numeric = [
+        all(_is_number(r[i]) for r in rows if r[i] != "") and any(r[i] != "" for r in rows)
+        for i in range(len(head))
+    ]
+    lines = ["| " + " | ".join(cell(h) for h in head) + " |"]
+    lines.append("|" + "|".join("---:" if num else "---" for num in numeric) + "|")
+    lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(str(s).split(" ± ")[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _csv_value(v):
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return round(v, 6)  # percentages: no float noise such as 62.00000000000001
+    return v
+
+
+def _csv(columns: Sequence[str], rows: Sequence[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for row in rows:
+        w.writerow([_csv_value(row.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def build_report(dirs: Iterable, hparams: Sequence[str] = (), **claims) -> Report:
+    """Collect every metrics.json under ``dirs`` (run dirs, multirun dirs, any parent folder
+    or metrics.json files) into a :class:`Report`; ``hparams``: columns always shown;
+    ``claims``: ``margin``, ``n_boot``, ``boot_seed`` of the Claims section."""
+    dirs = [str(d) for d in dirs]
+    runs = load_runs(dirs)
+    return Report(runs, varying_hparams(runs, list(hparams)), sources=dirs, **claims)

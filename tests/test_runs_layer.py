@@ -1,0 +1,202 @@
+"""The house's one-way structure (cli -> runs -> recipes -> models/data), one CLI style with
+complete --help, one name per idea (eval.modalities, the baseline's kind)."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+import torch
+
+import bridging
+
+SRC = Path(bridging.__file__).parent
+ROOT = SRC.parent.parent
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports (absolute names; relative imports resolved)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+    return out
+
+
+def _calls(path: Path) -> set[str]:
+    """The names of every called function or class (``pl.Trainer(...)`` -> ``Trainer``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f = node.func
+            names.add(f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", ""))
+    return names
+
+
+def _code_strings(path: Path) -> str:
+    """Every string constant of a file that is not a docstring, joined."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docs = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                docs.add(id(body[0].value))
+    return "\n".join(
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs
+    )
+
+
+def _files(*parts) -> list[Path]:
+    base = SRC.joinpath(*parts)
+    return sorted(base.rglob("*.py")) if base.is_dir() else [base.with_suffix(".py")]
+
+
+def test_recipes_never_call_back_into_runs_build_trainers_or_read_hydra():
+    for path in _files("recipes"):
+        mods = _imports(path)
+        bad = {m for m in mods if m.startswith(("bridging.runs", "bridging.cli", "hydra"))}
+        assert not bad, f"{path.name} imports {bad}"
+        assert "Trainer" not in _calls(path), f"{path.name} builds a Trainer"
+        assert "metrics.json" not in _code_strings(path), f"{path.name} reads a run dir"
+        assert not _calls(path) & {"read_text", "open", "glob", "rglob"}, path.name
+
+
+def test_models_losses_and_masking_import_only_torch_pyg_and_their_own_layer():
+    allowed = ("torch", "torch_geometric", "bridging.models", "bridging.losses")
+    allowed += ("bridging.data.records", "__future__", "math", "typing", "dataclasses")
+    allowed += ("warnings", "collections", "functools")
+    for path in [*_files("models"), *_files("losses"), *_files("masking")]:
+        bad = {m for m in _imports(path) if not m.startswith(allowed)}
+        assert not bad, f"{path.relative_to(SRC)} imports {bad}"
+
+
+def test_runs_never_import_the_cli():
+    for path in _files("runs"):
+        bad = {m for m in _imports(path) if m.startswith("bridging.cli")}
+        assert not bad, f"runs/{path.name} imports {bad}"
+
+
+def test_the_old_modules_are_gone():
+    for name in ("training", "evaluation", "reproduce", "io"):
+        assert not (SRC / f"{name}.py").exists(), name
+
+
+def _scripts() -> dict[str, str]:
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return meta["project"]["scripts"]
+
+
+def test_every_command_is_a_hydra_app_or_argparse_and_lives_in_cli():
+    scripts = _scripts()
+    assert len(scripts) >= 9
+    for prog, target in scripts.items():
+        module_name, func = target.split(":")
+        assert module_name.startswith("bridging.cli."), f"{prog}: {module_name} outside cli/"
+        module = importlib.import_module(module_name)
+        main = getattr(module, func)
+        hydra_app = hasattr(main, "task")  # bridging.cli.common.hydra_command
+        argparse_app = isinstance(getattr(module, "build_parser", None), type(main)) and (
+            isinstance(module.build_parser(), argparse.ArgumentParser)
+        )
+        assert hydra_app != argparse_app, f"{prog}: neither (or both) Hydra and argparse"
+        assert not hasattr(module, "parse_overrides"), f"{prog}: a home-made key=value parser"
+
+
+@pytest.mark.parametrize("prog", sorted(_scripts()))
+def test_help_lists_every_option(prog, capsys, monkeypatch):
+    module_name, func = _scripts()[prog].split(":")
+    module = importlib.import_module(module_name)
+    main = getattr(module, func)
+    monkeypatch.setattr(sys, "argv", [prog, "--help"])
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"]) if not hasattr(main, "task") else main()
+    assert exit_.value.code in (0, None)
+    out = capsys.readouterr().out
+    first = (module.__doc__ or "").strip().splitlines()[0]
+    assert first and first in out  # what the command does
+    if hasattr(main, "task"):  # Hydra: every group and every top-level key of its config
+        from bridging.config import compose
+
+        name = {"bridging-train": "train", "bridging-eval": "eval"}.get(prog, "predict")
+        cfg = compose(name, ["ckpt_path=x"] if name != "train" else [])
+        assert "== Configuration groups ==" in out and "== Config ==" in out
+        for key in cfg:
+            assert f"\n{key}:" in out, f"{prog} --help lacks {key}"
+    else:  # argparse: every option string of the parser
+        parser = module.build_parser()
+        for action in parser._actions:
+            for opt in action.option_strings:
+                assert opt in out, f"{prog} --help lacks {opt}"
+
+
+def test_the_old_eval_key_is_refused_naming_the_new_one(compose_cfg, capsys, monkeypatch):
+    from bridging.cli.train import main
+    from bridging.runs.train import build_datamodule, build_recipe
+
+    monkeypatch.setattr(sys, "argv", ["bridging-train", "eval.keep=[a]", "debug=tiny"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "bridging-train: error: eval.keep was renamed eval.modalities: give "
+        "eval.modalities=... instead"
+    ]
+    cfg = compose_cfg(["debug=tiny", "+eval.keep=[a]"])  # e.g. a user's old config file
+    dm = build_datamodule(cfg)
+    dm.setup()
+    with pytest.raises(ValueError, match="eval.keep was renamed eval.modalities"):
+        build_recipe(cfg, dm.facts)
+    cfg = compose_cfg(["debug=tiny", "eval.modalities=[a]"])
+    assert build_recipe(cfg, dm.facts).eval_modalities == ["a"]
+
+
+def test_a_checkpoint_written_before_the_rename_still_loads(tmp_path):
+    from bridging.data.datamodule import IEMOCAPDataModule
+    from bridging.recipes import load_recipe
+    from bridging.recipes.teacher import TeacherRecipe
+
+    dm = IEMOCAPDataModule(
+        modalities=["a", "v"],
+        synthetic=dict(seed=0, n_dialogues=8, n_test_dialogues=2, min_len=3, max_len=6),
+    )
+    dm.setup()
+    recipe = TeacherRecipe(
+        facts=dm.facts.to_dict(),
+        modalities=["a", "v"],
+        model={"seqcontext_nlayer": 1, "gnn_nheads": 1},
+        eval_modalities=["a"],
+    )
+    hp = dict(recipe.hparams)
+    hp["eval_keep"] = hp.pop("eval_modalities")  # as checkpoints of 2026-12-01 hold it
+    path = tmp_path / "old.ckpt"
+    torch.save({"bridging": {"kind": "teacher"}, "state_dict": recipe.state_dict(),
+                "hyper_parameters": hp}, path)  # fmt: skip
+    loaded = load_recipe(path)
+    assert loaded.eval_modalities == ["a"] and loaded.kind == "teacher"
+
+
+def test_the_audio_only_baseline_says_what_it_is(compose_cfg):
+    from bridging.runs.train import build_datamodule, build_recipe
+
+    cfg = compose_cfg(["experiment=audio_only", "debug=tiny"])
+    dm = build_datamodule(cfg)
+    dm.setup()
+    recipe = build_recipe(cfg, dm.facts)
+    assert recipe.kind == "baseline" and recipe.modalities == ["a"]
+    cfg = compose_cfg(["experiment=teacher", "debug=tiny"])
+    dm = build_datamodule(cfg)
+    dm.setup()
+    assert build_recipe(cfg, dm.facts).kind == "teacher"
