@@ -161,15 +161,51 @@ def synthesize_legacy(
     n_classes6 = len(LABEL_SETS["iemocap_6"])
     prior = np.asarray(class_counts, dtype=np.float64)
     prior = prior / prior.sum()
-
     lengths = _lengths(rng, n_dialogues, min_len, max_len, mean_len, total_utterances)
-    keep4 = np.arange(n_classes6) < len(LABEL_SETS["iemocap_4"])
+    all_speakers, all_labels, moods = _draw_dialogues(
+        rng, lengths, seed, label_set, switch_prob, persistence, coupling,
+        mood_concentration * n_classes6 * prior,
+    )  # fmt: skip
+    labels_flat = np.concatenate(all_labels)
+    dialogue_of = np.repeat(np.arange(n_dialogues), lengths)
+    speaker_flat = np.concatenate(all_speakers)
+    features = {}
+    for m in MODALITY_ORDER:
+        if m in sizes:
+            features[m] = _modality_features(
+                rng, m, int(sizes[m]), info[m], labels_flat, dialogue_of, speaker_flat,
+                np.asarray(moods), n_dialogues, speaker_offset, mood_signal,
+            )  # fmt: skip
+    dialogues = _dialogues(lengths, n_dialogues - n_test_dialogues, speaker_flat, labels_flat,
+                           features, all_speakers, sentences)  # fmt: skip
+    n_train = n_dialogues - n_test_dialogues
+    n_dev = int(dev_fraction * n_train)
+    corpus = Corpus(
+        splits={
+            "train": dialogues[n_dev:n_train],
+            "dev": dialogues[:n_dev],
+            "test": dialogues[n_train:],
+        },
+        label_names=LABEL_SETS["iemocap_6"],
+        label_set="iemocap_6",
+        source_format="synthetic",
+        path=None,
+        extractors={
+            m: {"name": "synthetic", "seed": seed, "informativeness": info[m]} for m in features
+        },
+    )
+    return convert_label_set(corpus, label_set)
+
+
+def _draw_dialogues(rng, lengths, seed, label_set, switch_prob, persistence, coupling, alpha):
+    """Speakers, labels and mood of every dialogue (in this order from ``rng``)."""
+    keep4 = np.arange(len(alpha)) < len(LABEL_SETS["iemocap_4"])
     all_speakers, all_labels, moods = [], [], []
     for k, n in enumerate(lengths):
         draw, attempt = rng, 0
         while True:
             speakers = _turns(draw, int(n), switch_prob)
-            mood = draw.dirichlet(mood_concentration * n_classes6 * prior)
+            mood = draw.dirichlet(alpha)
             labels = _emotions(draw, speakers, mood, persistence, coupling)
             # A 4-way corpus must not lose whole dialogues: redraw those without a 4-way
             # label from a side stream, so that every other dialogue is the same as in the
@@ -181,42 +217,42 @@ def synthesize_legacy(
         all_speakers.append(speakers)
         all_labels.append(labels)
         moods.append(mood)
-    labels_flat = np.concatenate(all_labels)
-    n_total = len(labels_flat)
-    dialogue_of = np.repeat(np.arange(n_dialogues), lengths)
-    speaker_flat = np.concatenate(all_speakers)
+    return all_speakers, all_labels, moods
 
-    # class codes: (valence, arousal, one-hot class identity), weighted per modality
-    identity = np.eye(n_classes6)
-    features = {}
-    for m in MODALITY_ORDER:
-        if m not in sizes:
-            continue
-        dim = int(sizes[m])
-        wv, wa, ws = CODE_WEIGHTS[m]
-        codes = np.concatenate([AFFECT * [wv, wa], ws * identity], axis=1)  # [6, 8]
-        k = codes.shape[1]
-        if dim >= k:
-            embed, _ = np.linalg.qr(rng.standard_normal((dim, k)))
-        else:
-            embed = rng.standard_normal((dim, k)) / np.sqrt(k)
-        protos = (info[m] * codes @ embed.T).astype(np.float32)  # [6, D]
-        offsets = (speaker_offset * rng.standard_normal((n_dialogues, 2, dim))).astype(np.float32)
-        bias = (0.5 * rng.standard_normal(dim)).astype(np.float32)
-        x = rng.standard_normal((n_total, dim), dtype=np.float32)
-        x += protos[labels_flat]
-        x += offsets[dialogue_of, speaker_flat]
-        if mood_signal:
-            # the dialogue's mood (expected class code) is faintly present in every utterance
-            x += (mood_signal * np.asarray(moods) @ protos)[dialogue_of].astype(np.float32)
-        x += bias
-        features[m] = x
 
-    n_train = n_dialogues - n_test_dialogues
-    n_dev = int(dev_fraction * n_train)
+def _modality_features(
+    rng, m, dim, scale, labels_flat, dialogue_of, speaker_flat, moods, n_dialogues,
+    speaker_offset, mood_signal,
+):  # fmt: skip
+    """One modality's features [N, dim]: class codes (valence, arousal, one-hot class
+    identity, weighted per modality) embedded in ``dim`` dimensions, speaker offsets per
+    dialogue, the dialogue's mood faintly, a bias, unit noise."""
+    identity = np.eye(len(LABEL_SETS["iemocap_6"]))
+    wv, wa, ws = CODE_WEIGHTS[m]
+    codes = np.concatenate([AFFECT * [wv, wa], ws * identity], axis=1)  # [6, 8]
+    k = codes.shape[1]
+    if dim >= k:
+        embed, _ = np.linalg.qr(rng.standard_normal((dim, k)))
+    else:
+        embed = rng.standard_normal((dim, k)) / np.sqrt(k)
+    protos = (scale * codes @ embed.T).astype(np.float32)  # [6, D]
+    offsets = (speaker_offset * rng.standard_normal((n_dialogues, 2, dim))).astype(np.float32)
+    bias = (0.5 * rng.standard_normal(dim)).astype(np.float32)
+    x = rng.standard_normal((len(labels_flat), dim), dtype=np.float32)
+    x += protos[labels_flat]
+    x += offsets[dialogue_of, speaker_flat]
+    if mood_signal:
+        # the dialogue's mood (expected class code) is faintly present in every utterance
+        x += (mood_signal * moods @ protos)[dialogue_of].astype(np.float32)
+    x += bias
+    return x
+
+
+def _dialogues(lengths, n_train, speaker_flat, labels_flat, features, all_speakers, sentences):
+    """The Dialogue records (sessions 1-4 for training, 5 for test, as IEMOCAP's ids)."""
     bounds = np.concatenate([[0], np.cumsum(lengths)])
     dialogues = []
-    for k in range(n_dialogues):
+    for k in range(len(lengths)):
         lo, hi = int(bounds[k]), int(bounds[k + 1])
         session = 5 if k >= n_train else 1 + (4 * k) // max(n_train, 1)
         vid = f"Ses0{session}_synth{k:03d}"
@@ -233,21 +269,7 @@ def synthesize_legacy(
                 ),
             )
         )
-    corpus = Corpus(
-        splits={
-            "train": dialogues[n_dev:n_train],
-            "dev": dialogues[:n_dev],
-            "test": dialogues[n_train:],
-        },
-        label_names=LABEL_SETS["iemocap_6"],
-        label_set="iemocap_6",
-        source_format="synthetic",
-        path=None,
-        extractors={
-            m: {"name": "synthetic", "seed": seed, "informativeness": info[m]} for m in features
-        },
-    )
-    return convert_label_set(corpus, label_set)
+    return dialogues
 
 
 __all__ = ["synthesize_legacy", "DEFAULT_INFORMATIVENESS", "IEMOCAP_6_COUNTS"]
