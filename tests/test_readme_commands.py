@@ -145,7 +145,7 @@ def workspace(tmp_path_factory):
     from bridging.data.synthetic import synthesize
     from bridging.runs.experiment import train
     from bridging.speech.iemocap import prepare_iemocap
-    from bridging.speech.testing import write_fake_release
+    from bridging.speech.testing import write_fake_meld_release, write_fake_release
 
     ws = tmp_path_factory.mktemp("readme")
     data = ws / "data"
@@ -156,6 +156,7 @@ def workspace(tmp_path_factory):
     meld = synthesize(preset="meld", n_dialogues=24, seed=0, feature_sizes={"a": 8, "t": 12})
     write_meld(meld, data / "MELD_features_raw.pkl")
     written = write_fake_release(data / "IEMOCAP_full_release")
+    write_fake_meld_release(data / "MELD")
     _reference_checkpoint(ws / "iemocap_4_best_dev_f1_model_atv.pt", ws)
     # a conversation of wav files and a model trained on their eGeMAPS features
     prepared = ws / "speech" / "prepared"
@@ -253,7 +254,8 @@ def test_readme_command(workspace, line):
         assert len((ws / "preds.csv").read_text().splitlines()) == 1 + workspace["n_audio"]
     if argv[:2] == ["bridging-data", "inspect"]:
         summary = json.loads(res.stdout)
-        assert summary["label_set"] in ("iemocap_4", "iemocap_6") and summary["splits"]["test"]
+        assert summary["label_set"] in ("iemocap_4", "iemocap_6", "meld_7")
+        assert summary["splits"]["test"]
     if "ckpt_path=last" in argv:  # the killed run, resumed, is finished
         metrics = json.loads((workspace["killed"] / "metrics.json").read_text())
         assert metrics["epochs_run"] == 2

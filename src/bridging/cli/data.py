@@ -8,6 +8,8 @@ bridging-data convert IN OUT [--format auto] [--label-set iemocap_4] [--force]
 bridging-data prepare-iemocap ROOT OUT [--labels iemocap_4|iemocap_6]
     [--audio-features egemaps|compare|hubert|wav2vec2] [--hubert-path PATH]
     [--hubert-layer N] [--text-model PATH] [--workers N] [--cache-dir DIR]
+bridging-data prepare-meld ROOT OUT [--labels meld_7|meld_3] [same feature options]
+    [--csv-dir DIR] [--wav-dir DIR] [--skip-missing-wavs]
 """
 
 from __future__ import annotations
@@ -153,34 +155,37 @@ def cmd_convert(args) -> int:
     return 0
 
 
-def cmd_prepare_iemocap(args) -> int:
-    from bridging.speech.iemocap import prepare_iemocap
-
-    options = {}
+def _extractor_options(args) -> dict:
+    """The audio extractor's options of a prepare-* command (--hubert-path/--hubert-layer)."""
     if args.audio_features in ("hubert", "wav2vec2"):
         if not args.hubert_path:
             raise SystemExit(
-                f"bridging-data prepare-iemocap: --audio-features {args.audio_features} needs "
+                f"bridging-data {args.command}: --audio-features {args.audio_features} needs "
                 "--hubert-path (a local model folder; nothing is downloaded)"
             )
-        options = {"path": args.hubert_path, "layer": args.hubert_layer}
-    elif args.hubert_path or args.hubert_layer is not None:
+        return {"path": args.hubert_path, "layer": args.hubert_layer}
+    if args.hubert_path or args.hubert_layer is not None:
         raise SystemExit(
-            "bridging-data prepare-iemocap: --hubert-path/--hubert-layer go with "
+            f"bridging-data {args.command}: --hubert-path/--hubert-layer go with "
             "--audio-features hubert or wav2vec2"
         )
-    corpus = prepare_iemocap(
+    return {}
+
+
+def _prepare(args, prepare, **kw) -> int:
+    """Run a prepare-* command (``prepare``: prepare_iemocap or prepare_meld); print a line."""
+    corpus = prepare(
         args.root,
         args.out,
         label_set=args.labels,
         audio_features=args.audio_features,
-        extractor_options=options,
+        extractor_options=_extractor_options(args),
         text_model=args.text_model,
         workers=args.workers,
         cache_dir=args.cache_dir,
         standardize=not args.no_standardize,
-        keep_unlabelled=args.keep_unlabelled,
         progress=False if args.no_progress else None,
+        **kw,
     )
     counts = {s: (len(v), sum(len(d) for d in v)) for s, v in corpus.splits.items()}
     spec = corpus.extractors["a"]
@@ -191,6 +196,24 @@ def cmd_prepare_iemocap(args) -> int:
         + ", ".join(f"{s} {d} dialogues / {u} utterances" for s, (d, u) in counts.items())
     )
     return 0
+
+
+def cmd_prepare_iemocap(args) -> int:
+    from bridging.speech.iemocap import prepare_iemocap
+
+    return _prepare(args, prepare_iemocap, keep_unlabelled=args.keep_unlabelled)
+
+
+def cmd_prepare_meld(args) -> int:
+    from bridging.speech.meld import prepare_meld
+
+    return _prepare(
+        args,
+        prepare_meld,
+        csv_dir=args.csv_dir,
+        wav_dir=args.wav_dir,
+        skip_missing=args.skip_missing_wavs,
+    )
 
 
 def cmd_calibrate(args) -> int:
@@ -233,6 +256,40 @@ def cmd_calibrate(args) -> int:
     if outside:
         print(f"bridging-data: warning: outside the band: {outside}", file=sys.stderr)
     return 0
+
+
+def _prepare_args(p: argparse.ArgumentParser) -> None:
+    """The feature options of the prepare-* commands."""
+    p.add_argument(
+        "--audio-features", default="egemaps", choices=["egemaps", "compare", "hubert", "wav2vec2"]
+    )
+    p.add_argument(
+        "--hubert-path", default=None, help="local HuBERT/wav2vec2 folder (save_pretrained layout)"
+    )
+    p.add_argument(
+        "--hubert-layer",
+        type=int,
+        default=None,
+        help="hidden state to mean-pool (default: the last)",
+    )
+    p.add_argument(
+        "--text-model",
+        default=None,
+        help="local sentence-transformers folder: adds text features (modality t)",
+    )
+    p.add_argument("--workers", type=int, default=1, help="parallel extraction workers")
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        help="per-utterance feature cache (default OUT.cache); reruns resume from it",
+    )
+    p.add_argument(
+        "--no-standardize",
+        action="store_true",
+        help="keep raw features (default: standardise with the training split's "
+        "mean and std, saved with the extractor)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -323,42 +380,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("root", metavar="ROOT", help="the release folder holding Session1..Session5")
     p.add_argument("out", metavar="OUT", help="output folder (bridging native format)")
     p.add_argument("--labels", choices=sets, default="iemocap_4")
-    p.add_argument(
-        "--audio-features", default="egemaps", choices=["egemaps", "compare", "hubert", "wav2vec2"]
-    )
-    p.add_argument(
-        "--hubert-path", default=None, help="local HuBERT/wav2vec2 folder (save_pretrained layout)"
-    )
-    p.add_argument(
-        "--hubert-layer",
-        type=int,
-        default=None,
-        help="hidden state to mean-pool (default: the last)",
-    )
-    p.add_argument(
-        "--text-model",
-        default=None,
-        help="local sentence-transformers folder: adds text features (modality t)",
-    )
-    p.add_argument("--workers", type=int, default=1, help="parallel extraction workers")
-    p.add_argument(
-        "--cache-dir",
-        default=None,
-        help="per-utterance feature cache (default OUT.cache); reruns resume from it",
-    )
-    p.add_argument(
-        "--no-standardize",
-        action="store_true",
-        help="keep raw features (default: standardise with the training split's "
-        "mean and std, saved with the extractor)",
-    )
+    _prepare_args(p)
     p.add_argument(
         "--keep-unlabelled",
         action="store_true",
         help="keep utterances outside the label set as context (label -100)",
     )
-    p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_prepare_iemocap)
+
+    p = sub.add_parser(
+        "prepare-meld",
+        help="read MELD's annotation CSVs and the wav files converted from its clips "
+        "(docs/meld.md, section 8) and write a bridging dataset with features extracted "
+        "from the wav files",
+    )
+    p.add_argument(
+        "root",
+        metavar="ROOT",
+        help="folder holding train/dev/test_sent_emo.csv and wav/<split>/diaX_uttY.wav",
+    )
+    p.add_argument("out", metavar="OUT", help="output folder (bridging native format)")
+    p.add_argument(
+        "--labels",
+        choices=["meld_7", "meld_3"],
+        default="meld_7",
+        help="meld_7 emotions (default) or meld_3 sentiments; the other is kept too",
+    )
+    _prepare_args(p)
+    p.add_argument("--csv-dir", default=None, help="folder of the three CSVs (default ROOT)")
+    p.add_argument(
+        "--wav-dir", default=None, help="folder of train/, dev/, test/ wavs (default ROOT/wav)"
+    )
+    p.add_argument(
+        "--skip-missing-wavs",
+        action="store_true",
+        help="drop an utterance whose wav is missing, with a warning (default: an error), "
+        "e.g. MELD's dev dia110_utt7",
+    )
+    p.set_defaults(func=cmd_prepare_meld)
     return parser
 
 

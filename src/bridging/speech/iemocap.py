@@ -237,22 +237,134 @@ def encode_text(model_path, sentences: list[str]) -> tuple[np.ndarray, dict]:
     return encoder.encode(sentences), encoder.spec()
 
 
-def build_corpus(
-    root,
-    label_set: str = "iemocap_4",
+@dataclass
+class PreparedDialogue:
+    """A dialogue read from a raw release, ready for feature extraction: per utterance its
+    wav file, cache key (unique in the corpus), speaker id, label index, text and where it
+    comes from (named when its wav is missing)."""
+
+    id: str
+    wavs: list[Path]
+    keys: list[str]
+    speakers: list[int]
+    labels: list[int]
+    texts: list[str]
+    sources: list[str]
+    other_labels: dict[str, list[int]] | None = None
+
+
+def extract_corpus(
+    dialogues: list[PreparedDialogue],
+    splits_idx: dict[str, list[int]],
+    *,
+    label_set: str,
+    source_format: str,
+    path,
+    n_speakers: int,
+    speaker_names: tuple[str, ...],
     audio_features: str = "egemaps",
     extractor_options: dict | None = None,
     text_model=None,
     workers: int = 1,
     cache_dir=None,
     standardize: bool = True,
-    keep_unlabelled: bool = False,
     progress: bool | None = None,
 ) -> Corpus:
-    """Read the release at ``root`` and extract features: a validated :class:`Corpus`."""
+    """Features for read dialogues (``splits_idx``: split -> indices into ``dialogues``): the
+    audio extractor over every wav (cached per key), standardised with the training split's
+    statistics, optional text from a local sentence-transformers folder; a validated
+    :class:`Corpus` that stores the extractor specs. Shared by the IEMOCAP and MELD readers."""
     from bridging.data.validate import validate_corpus
     from bridging.speech.extractors import FeaturePipeline, create_extractor
 
+    wavs = [w for d in dialogues for w in d.wavs]
+    sources = [s for d in dialogues for s in d.sources]
+    missing = [(w, s) for w, s in zip(wavs, sources) if not Path(w).is_file()]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise DataError(f"{missing[0][0]}: no such wav file ({missing[0][1]}){more}")
+
+    extractor = create_extractor(audio_features, **(extractor_options or {}))
+    pipeline = FeaturePipeline(extractor)
+    raw_feats = pipeline.raw_features(
+        wavs,
+        keys=[k for d in dialogues for k in d.keys],
+        cache_dir=cache_dir,
+        workers=workers,
+        progress=progress,
+        desc=f"{audio_features} features",
+    )
+    # rows per dialogue
+    bounds = np.cumsum([0] + [len(d.wavs) for d in dialogues])
+    if standardize:
+        train_rows = np.concatenate(
+            [np.arange(bounds[i], bounds[i + 1]) for i in splits_idx["train"]]
+        )
+        pipeline.fit_standardize(raw_feats[train_rows], fitted_on="train")
+    feats = pipeline.project(raw_feats)
+    text_feats, text_spec = None, None
+    if text_model:
+        text_feats, text_spec = encode_text(text_model, [t for d in dialogues for t in d.texts])
+
+    out = []
+    for k, d in enumerate(dialogues):
+        lo, hi = int(bounds[k]), int(bounds[k + 1])
+        features = {"a": feats[lo:hi]}
+        if text_feats is not None:
+            features["t"] = text_feats[lo:hi]
+        other = None
+        if d.other_labels:
+            other = {ls: np.array(v, dtype=np.int64) for ls, v in d.other_labels.items()}
+        out.append(
+            CorpusDialogue(
+                id=d.id,
+                speakers=np.array(d.speakers, dtype=np.int64),
+                labels=np.array(d.labels, dtype=np.int64),
+                features=features,
+                sentences=list(d.texts),
+                other_labels=other,
+            )
+        )
+    extractors = {"a": pipeline.spec}
+    if text_spec is not None:
+        extractors["t"] = text_spec
+    corpus = Corpus(
+        splits={s: [out[i] for i in idx] for s, idx in splits_idx.items()},
+        label_names=LABEL_SETS[label_set],
+        label_set=label_set,
+        source_format=source_format,
+        path=os.fspath(path),
+        n_speakers=n_speakers,
+        speaker_names=speaker_names,
+        extractors=extractors,
+    )
+    validate_corpus(corpus)
+    return corpus
+
+
+def write_prepared(build, root, out, cache_dir=None, **kw) -> Corpus:
+    """``build(root, cache_dir=..., **kw)`` then write the corpus in bridging's native format
+    at ``out`` (replacing a corpus there); ``cache_dir`` default ``<out>.cache``."""
+    from bridging.data.native import write_native
+
+    out = Path(out)
+    if cache_dir is None:
+        cache_dir = out.with_name(out.name + ".cache")
+    corpus = build(root, cache_dir=cache_dir, **kw)
+    write_native(corpus, out, force=True)  # a rerun replaces its corpus (never another folder)
+    return corpus
+
+
+def build_corpus(
+    root,
+    label_set: str = "iemocap_4",
+    keep_unlabelled: bool = False,
+    **kw,
+) -> Corpus:
+    """Read the release at ``root`` and extract features: a validated :class:`Corpus`.
+
+    ``kw``: the options of :func:`extract_corpus` (audio_features, extractor_options,
+    text_model, workers, cache_dir, standardize, progress)."""
     root = Path(root)
     raw = scan_release(root)
     chosen = select_utterances(raw, label_set, keep_unlabelled)
@@ -265,64 +377,28 @@ def build_corpus(
             f"training dialogues and session 5 gives {len(splits_idx['test'])} test dialogues; "
             "both must hold at least one"
         )
-    utts = [u for _, kept in chosen for u, _ in kept]
-    missing = [u.wav for u in utts if not u.wav.is_file()]
-    if missing:
-        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        raise DataError(f"{missing[0]}: no such wav file (of a labelled utterance){more}")
-
-    extractor = create_extractor(audio_features, **(extractor_options or {}))
-    pipeline = FeaturePipeline(extractor)
-    raw_feats = pipeline.raw_features(
-        [u.wav for u in utts],
-        keys=[u.id for u in utts],
-        cache_dir=cache_dir,
-        workers=workers,
-        progress=progress,
-        desc=f"{audio_features} features",
-    )
-    # rows per dialogue
-    bounds = np.cumsum([0] + [len(kept) for _, kept in chosen])
-    if standardize:
-        train_rows = np.concatenate(
-            [np.arange(bounds[i], bounds[i + 1]) for i in splits_idx["train"]]
+    dialogues = [
+        PreparedDialogue(
+            id=d.id,
+            wavs=[u.wav for u, _ in kept],
+            keys=[u.id for u, _ in kept],
+            speakers=[SPEAKER_CODES[u.speaker] for u, _ in kept],
+            labels=[y for _, y in kept],
+            texts=[u.text or "" for u, _ in kept],
+            sources=["of a labelled utterance"] * len(kept),
         )
-        pipeline.fit_standardize(raw_feats[train_rows], fitted_on="train")
-    feats = pipeline.project(raw_feats)
-    text_feats, text_spec = None, None
-    if text_model:
-        text_feats, text_spec = encode_text(text_model, [u.text or "" for u in utts])
-
-    dialogues = []
-    for k, (d, kept) in enumerate(chosen):
-        lo, hi = int(bounds[k]), int(bounds[k + 1])
-        features = {"a": feats[lo:hi]}
-        if text_feats is not None:
-            features["t"] = text_feats[lo:hi]
-        dialogues.append(
-            CorpusDialogue(
-                id=d.id,
-                speakers=np.array([SPEAKER_CODES[u.speaker] for u, _ in kept], dtype=np.int64),
-                labels=np.array([y for _, y in kept], dtype=np.int64),
-                features=features,
-                sentences=[u.text or "" for u, _ in kept],
-            )
-        )
-    extractors = {"a": pipeline.spec}
-    if text_spec is not None:
-        extractors["t"] = text_spec
-    corpus = Corpus(
-        splits={s: [dialogues[i] for i in idx] for s, idx in splits_idx.items()},
-        label_names=LABEL_SETS[label_set],
+        for d, kept in chosen
+    ]
+    return extract_corpus(
+        dialogues,
+        splits_idx,
         label_set=label_set,
         source_format="iemocap_raw",
-        path=os.fspath(root),
+        path=root,
         n_speakers=len(SPEAKER_NAMES),
         speaker_names=SPEAKER_NAMES,
-        extractors=extractors,
+        **kw,
     )
-    validate_corpus(corpus)
-    return corpus
 
 
 def prepare_iemocap(root, out, cache_dir=None, **kw) -> Corpus:
@@ -332,20 +408,15 @@ def prepare_iemocap(root, out, cache_dir=None, **kw) -> Corpus:
     and utterance id, so an interrupted or repeated run (another label set, standardisation
     on or off) re-extracts nothing; delete it when done, or when the wav files change.
     """
-    from bridging.data.native import write_native
-
-    out = Path(out)
-    if cache_dir is None:
-        cache_dir = out.with_name(out.name + ".cache")
-    corpus = build_corpus(root, cache_dir=cache_dir, **kw)
-    write_native(corpus, out, force=True)  # a rerun replaces its corpus (never another folder)
-    return corpus
+    return write_prepared(build_corpus, root, out, cache_dir=cache_dir, **kw)
 
 
 __all__ = [
+    "PreparedDialogue",
     "RawDialogue",
     "RawUtterance",
     "build_corpus",
+    "extract_corpus",
     "parse_evaluation",
     "parse_transcription",
     "prepare_iemocap",
@@ -353,4 +424,5 @@ __all__ = [
     "select_utterances",
     "speaker_of",
     "split_dialogues",
+    "write_prepared",
 ]

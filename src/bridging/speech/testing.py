@@ -27,6 +27,8 @@ SOUNDS = {
     "fru": (230.0, 0.5, 0.15),
     "xxx": (200.0, 0.3, 0.1),
     "sur": (400.0, 0.4, 0.05),
+    "fea": (290.0, 0.25, 0.08),
+    "dis": (150.0, 0.45, 0.2),
 }
 EMOTIONS = ("hap", "sad", "neu", "ang", "exc", "fru", "xxx", "sur")
 
@@ -125,4 +127,124 @@ def write_fake_release(
     return written
 
 
-__all__ = ["write_fake_release", "utterance_sound", "SOUNDS"]
+#: MELD emotion -> the sound of :data:`SOUNDS` it is given
+MELD_SOUNDS = {
+    "neutral": "neu",
+    "surprise": "sur",
+    "fear": "fea",
+    "sadness": "sad",
+    "joy": "hap",
+    "disgust": "dis",
+    "anger": "ang",
+}
+MELD_SENTIMENT = {
+    "neutral": "neutral",
+    "surprise": "positive",
+    "fear": "negative",
+    "sadness": "negative",
+    "joy": "positive",
+    "disgust": "negative",
+    "anger": "negative",
+}
+MELD_COLUMNS = (
+    "Sr No.",
+    "Utterance",
+    "Speaker",
+    "Emotion",
+    "Sentiment",
+    "Dialogue_ID",
+    "Utterance_ID",
+    "Season",
+    "Episode",
+    "StartTime",
+    "EndTime",
+)
+MELD_NAMES = ("Ross", "Rachel", "Monica", "Chandler", "Joey", "Phoebe", "Mr. Geller", "Janice")
+
+
+def write_fake_meld_release(
+    root,
+    dialogues=(("train", 12), ("dev", 3), ("test", 4)),
+    utterances=(2, 6),
+    speakers=(2, 4),
+    seed: int = 0,
+    sample_rate: int = 16000,
+    seconds=(0.3, 0.6),
+) -> list[dict]:
+    """Write a fake MELD release under ``root``: ``<split>_sent_emo.csv`` (MELD's columns) and
+    ``wav/<split>/diaX_uttY.wav`` (the layout of ``bridging-data prepare-meld``, docs/meld.md
+    section 8). Return one dict per utterance (split, dialogue, utterance, speaker, emotion,
+    sentiment, text, wav, sr), in Utterance_ID order per dialogue, dialogues in id order.
+
+    The CSVs carry the traps of the real ones: Dialogue_IDs restart in every split and have a
+    gap (train's id 1 is absent, as MELD's 60), rows are not in Utterance_ID order within a
+    dialogue, texts hold commas and quotes. Each split's first dialogue has 2 speakers."""
+    import csv
+
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    emotions = tuple(MELD_SOUNDS)
+    written, sr = [], 0
+    for split, n_dialogues in dialogues:
+        rows = []
+        ids = [k for k in range(n_dialogues + 1) if not (split == "train" and k == 1)]
+        for dia in ids[:n_dialogues]:
+            n_spk = 2 if dia == 0 else int(rng.integers(speakers[0], speakers[1] + 1))
+            names = [str(n) for n in rng.choice(MELD_NAMES, size=n_spk, replace=False)]
+            n_utt = max(n_spk, int(rng.integers(utterances[0], utterances[1] + 1)))
+            order = list(range(n_spk)) + [int(i) for i in rng.integers(0, n_spk, n_utt - n_spk)]
+            for utt, who in enumerate(order):
+                emo = emotions[int(rng.integers(0, len(emotions)))]
+                dur = float(rng.uniform(*seconds))
+                wav = root / "wav" / split / f"dia{dia}_utt{utt}.wav"
+                write_wav(
+                    wav, utterance_sound(MELD_SOUNDS[emo], dur, rng, sample_rate), sample_rate
+                )
+                item = dict(
+                    split=split,
+                    dialogue=dia,
+                    utterance=utt,
+                    speaker=names[who],
+                    slot=who,
+                    emotion=emo,
+                    sentiment=MELD_SENTIMENT[emo],
+                    text=f'Oh, "{emo}"! utterance {utt} of dialogue {dia}',
+                    wav=wav,
+                )
+                written.append(item)
+                rows.append(item)
+        # within a dialogue, rows out of Utterance_ID order (the last one first)
+        last = {r["dialogue"]: r["utterance"] for r in rows}
+        rows.sort(
+            key=lambda r: (r["dialogue"], r["utterance"] != last[r["dialogue"]], r["utterance"])
+        )
+        with open(root / f"{split}_sent_emo.csv", "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(MELD_COLUMNS)
+            for r in rows:
+                sr += 1
+                r["sr"] = sr
+                w.writerow(
+                    [
+                        sr,
+                        r["text"],
+                        r["speaker"],
+                        r["emotion"],
+                        r["sentiment"],
+                        r["dialogue"],
+                        r["utterance"],
+                        3,
+                        7,
+                        "00:14:38,127",
+                        "00:14:40,378",
+                    ]
+                )
+    return written
+
+
+__all__ = [
+    "SOUNDS",
+    "utterance_sound",
+    "write_fake_meld_release",
+    "write_fake_release",
+]
