@@ -123,12 +123,13 @@ def run_job(overrides: list[str], out_dir: str, threads: int) -> dict:
 def eval_speech_only(teacher_dir: str, out_dir: str, seed: int, threads: int) -> dict:
     """The av teacher evaluated speech-only (video zeroed), written as a run of its own."""
     _quiet(threads)
+    from bridging.predictions import PREDICTIONS_FILE
     from bridging.runs.evaluate import evaluate
     from bridging.runs.outputs import run_metrics, write_run
 
     teacher = json.loads((Path(teacher_dir) / "metrics.json").read_text())
     ckpt = Path(teacher_dir) / teacher["best_checkpoint"]
-    pred_path = Path(out_dir) / "test_predictions.npz"
+    pred_path = Path(out_dir) / PREDICTIONS_FILE
     test = evaluate(ckpt, split="test", modalities=["a"], predictions_path=pred_path)
     dev = evaluate(ckpt, split="dev", modalities=["a"])
     metrics = run_metrics(
@@ -211,7 +212,14 @@ def plan(
     return jobs
 
 
-def estimate(jobs: list[Job], common: list[str], epochs: int, threads: int, log) -> float:
+def estimate(
+    jobs: list[Job],
+    common: list[str],
+    epochs: int,
+    threads: int,
+    log,
+    profile: Profile = PROFILES["iemocap"],
+) -> float:
     """Fill each job's FLOP-limit seconds; return the machine's matmul rate (GFLOP/s)."""
     from bridging.flops import matmul_gflops, recipe_epoch_flops
 
@@ -219,13 +227,10 @@ def estimate(jobs: list[Job], common: list[str], epochs: int, threads: int, log)
     from omegaconf import OmegaConf
 
     per_epoch, by_architecture = {}, {}
-    presets = {j.recipe: j.overrides[0] for j in jobs if j.recipe}  # role -> experiment=...
-    for name in sorted(presets):
+    for name in sorted({j.recipe for j in jobs if j.recipe}):
         # a student's teacher outputs are cached: its epoch costs its audio-only architecture's
-        counted = (
-            presets.get("audio_only", presets[name]) if name == "student_kd" else presets[name]
-        )
-        cfg = _compose([counted, *common])
+        counted = profile.presets["audio_only" if name == "student_kd" else name]
+        cfg = _compose([f"experiment={counted}", *common])
         # masking changes no FLOP: recipes of one architecture on one data are counted once
         key = json.dumps(
             [list(cfg.modalities), OmegaConf.to_container(cfg.model), str(cfg.data)],
@@ -375,7 +380,7 @@ def reproduce(
     limit = None
     if estimate_first:
         log("counting the FLOPs of one epoch of each recipe (FlopCounterMode):")
-        rate = estimate(jobs, common, epochs, threads, log)
+        rate = estimate(jobs, common, epochs, threads, log, profile)
         limit = sum(j.seconds for j in jobs) / n_workers
         log(
             f"  matmul rate {rate:.1f} GFLOP/s per {threads}-thread worker; FLOP limit of "

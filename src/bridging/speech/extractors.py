@@ -546,13 +546,10 @@ class FeatureCache:
         return v if v.shape == (self.dim,) and np.isfinite(v).all() else None
 
     def put(self, i: int, v: np.ndarray) -> None:
-        import io
+        from bridging.files import atomic_output
 
-        from bridging.files import atomic_write_bytes
-
-        buf = io.BytesIO()
-        np.save(buf, v, allow_pickle=False)
-        atomic_write_bytes(self._file(i), buf.getvalue())
+        with atomic_output(self._file(i)) as tmp, open(tmp, "wb") as fh:  # no fsync per file
+            np.save(fh, v, allow_pickle=False)
 
 
 def _map_features(extractor: Extractor, paths: list[str], todo: list[int], workers: int):
