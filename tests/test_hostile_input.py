@@ -649,6 +649,10 @@ def test_hydra_composition_and_config_errors_are_one_line(trained, tmp_path, cap
     assert err_lines(capsys) == [
         "bridging-train: error: keep_checkpoints='some': expected one of ('best_weights', 'full')"
     ]
+    assert cli(train_main, *TINY, "allocator=bogus", f"hydra.run.dir={tmp_path}/a") == 2
+    assert err_lines(capsys) == [
+        "bridging-train: error: allocator='bogus': expected one of ('tuned', 'system')"
+    ]
     assert cli(eval_main, f"hydra.run.dir={tmp_path}/e") == 2
     assert err_lines(capsys) == ["bridging-eval: error: Missing mandatory value: ckpt_path"]
     ckpt = trained[0] / "checkpoints" / "best.ckpt"

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from bridging.allocator import set_allocator
 from bridging.files import config_hash
 from bridging.recipes.masked import MaskedRecipe
 from bridging.recipes.student import StudentRecipe
@@ -52,6 +53,7 @@ def train(cfg: DictConfig, output_dir=None) -> dict:
     (``cfg.paths.output_dir`` unless ``output_dir`` is given). Returns the metrics dict
     (also written to ``<output_dir>/metrics.json``)."""
     output_dir = Path(output_dir or cfg.paths.output_dir)
+    set_allocator(str(cfg.get("allocator", "tuned")))
     resolved = start_run(cfg, output_dir)
     datamodule = build_datamodule(cfg)
     datamodule.setup()
