@@ -8,9 +8,11 @@ so that drifting load on a shared machine hits both alike. Each process trains t
 ``experiment=teacher`` recipe (a+v, COGMEN L 4, H 7, batch 32) on the configured data for
 ``--epochs`` epochs (forward, loss, backward, Adam: the training loop without Lightning) and
 reports every epoch after the first: wall time, process CPU time, minor page faults, system
-time.
+time. ``--concurrent N`` runs N processes of the same variant at once (``bridging-reproduce``
+runs 2 one-thread workers side by side on the 2 cores).
 
-    python benchmarks/bench_allocator.py [--threads 1] [--rounds 3] [--epochs 4] [OVERRIDE ...]
+    python benchmarks/bench_allocator.py [--threads 1] [--concurrent 1] [--rounds 3]
+        [--epochs 4] [OVERRIDE ...]
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def load_average() -> str:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--concurrent", type=int, default=1, help="processes of a variant at once")
     p.add_argument("--rounds", type=int, default=3, help="process pairs (tuned, system)")
     p.add_argument("--epochs", type=int, default=4, help="epochs per process (the first dropped)")
     p.add_argument("--worker", choices=["tuned", "system"], help=argparse.SUPPRESS)
@@ -88,14 +91,25 @@ def main(argv=None):
         p.error("--epochs: expected at least 2 (the first epoch is dropped)")
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), WANDB_MODE="disabled")
     print(f"$ python {' '.join(shlex.quote(a) for a in sys.argv)}")
-    print(f"threads {args.threads}, load average at start {load_average()}")
+    print(
+        f"threads {args.threads}, {args.concurrent} process(es) at once, "
+        f"load average at start {load_average()}"
+    )
     results: dict[str, list[dict]] = {"tuned": [], "system": []}
     for r in range(args.rounds):
         for variant in ("tuned", "system"):
             cmd = [sys.executable, __file__, "--worker", variant, f"--threads={args.threads}"]
             cmd += [f"--epochs={args.epochs}", *args.overrides]
-            out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-            rows = json.loads(out.strip().splitlines()[-1])[1:]
+            procs = [
+                subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+                for _ in range(args.concurrent)
+            ]
+            rows = []
+            for proc in procs:
+                out, _ = proc.communicate()
+                if proc.returncode:
+                    raise SystemExit(f"bench_allocator: a {variant} worker failed")
+                rows += json.loads(out.strip().splitlines()[-1])[1:]
             results[variant] += rows
             walls = " ".join(f"{x['wall']:.2f}" for x in rows)
             faults = " ".join(str(x["faults"]) for x in rows)

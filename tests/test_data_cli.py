@@ -113,3 +113,37 @@ def test_errors_are_reported_with_the_file(tmp_path, capsys):
     junk.write_bytes(b"\x00\x01 definitely not a dataset")
     assert main(["inspect", str(junk)]) == 2
     assert "junk.bin" in capsys.readouterr().err
+
+
+def test_feature_size_options_parse_once_and_refuse_bad_items(tmp_path, capsys):
+    from bridging.cli.common import feature_sizes
+    from bridging.cli.import_cogmen import main as import_main
+
+    assert feature_sizes("a=100, t=768,v=512") == {"a": 100, "t": 768, "v": 512}
+    # --sizes reaches the generator: the synthesised file has those sizes
+    out = tmp_path / "sized"
+    assert main(["synth", str(out), "--sizes", "a=12,v=7", "--n-dialogues", "12"]) == 0
+    capsys.readouterr()
+    assert inspect(capsys, str(out))["feature_sizes"] == {"a": 12, "v": 7}
+    bad = {
+        "a=abc": "'a=abc': the size of 'a' must be a positive integer",
+        "a=0": "'a=0': the size of 'a' must be a positive integer",
+        "x=10": "'x=10': expected MODALITY=SIZE items joined by commas, e.g. "
+        "a=100,t=768,v=512 (modalities a, t, v)",
+        "a100": "'a100': expected MODALITY=SIZE",
+        "a=1,a=2": "'a' given twice",
+    }
+    for text, message in bad.items():
+        with pytest.raises(SystemExit) as exc:
+            main(["synth", str(tmp_path / "never"), "--sizes", text])
+        assert exc.value.code == 2
+        err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+        assert err[-1].startswith(f"bridging-data synth: error: argument --sizes: {message}")
+        with pytest.raises(SystemExit) as exc:
+            import_main(["ref.pt", "out.ckpt", "--feature-sizes", text])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.splitlines()
+        assert err[-1].startswith(
+            f"bridging-import-cogmen: error: argument --feature-sizes: {message}"
+        )
+    assert not (tmp_path / "never").exists()

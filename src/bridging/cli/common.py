@@ -1,5 +1,6 @@
-"""What bridging's Hydra commands (bridging-train, -eval, -predict) share: errors as one line,
-quiet Lightning loggers.
+"""What bridging's commands share: errors as one line, quiet Lightning loggers (the Hydra
+commands bridging-train, -eval, -predict), the ``a=100,t=768,v=512`` feature-size option
+(bridging-data ``--sizes``, bridging-import-cogmen ``--feature-sizes``).
 
 Every error is printed as ``<prog>: error: <message>`` (at most one more line suggesting the
 fix) and the command exits 2 for bad input (a DataError, a bad checkpoint, a bad config value,
@@ -121,6 +122,32 @@ def fail(prog: str, exc: BaseException):
         print(hint, file=sys.stderr)
     sys.stderr.flush()
     sys.exit(code)
+
+
+def feature_sizes(text: str) -> dict[str, int]:
+    """argparse ``type`` of a feature-size option: ``"a=100,v=512"`` -> ``{"a": 100, "v":
+    512}``. Each item is a modality (a, t or v, once) and a positive integer; anything else
+    is an ``ArgumentTypeError`` that argparse prints as one line (exit 2)."""
+    import argparse
+
+    from bridging.data.records import MODALITY_ORDER
+
+    expected = "expected MODALITY=SIZE items joined by commas, e.g. a=100,t=768,v=512"
+    sizes: dict[str, int] = {}
+    for item in text.split(","):
+        name, eq, size = (part.strip() for part in item.partition("="))
+        if not eq or name not in MODALITY_ORDER:
+            raise argparse.ArgumentTypeError(
+                f"{item.strip()!r}: {expected} (modalities {', '.join(MODALITY_ORDER)})"
+            )
+        if name in sizes:
+            raise argparse.ArgumentTypeError(f"{name!r} given twice: {expected}")
+        if not size.isdigit() or int(size) <= 0:
+            raise argparse.ArgumentTypeError(
+                f"{item.strip()!r}: the size of {name!r} must be a positive integer"
+            )
+        sizes[name] = int(size)
+    return sizes
 
 
 def _multirun() -> bool:

@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 
+from bridging.cli.common import feature_sizes
 from bridging.data.meld_format import DEV_SPLITS
 from bridging.data.records import LABEL_SETS, DataError
 
@@ -39,6 +40,7 @@ def _synth_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--sizes",
+        type=feature_sizes,
         default=None,
         help="feature sizes, e.g. a=100,v=512 (default a=100,t=768,v=512; meld: a=300,t=600)",
     )
@@ -59,19 +61,13 @@ def _default_label_set(args) -> str:
 def _synthesize(args, label_set: str):
     from bridging.data.synthetic import synthesize
 
-    sizes = None
-    if args.sizes:
-        sizes = {}
-        for item in args.sizes.split(","):
-            name, _, size = item.partition("=")
-            sizes[name.strip()] = int(size)
     return synthesize(
         n_dialogues=args.n_dialogues,
         n_test_dialogues=args.n_test_dialogues,
         min_len=args.min_len,
         max_len=args.max_len,
         mean_len=args.mean_len,
-        feature_sizes=sizes,
+        feature_sizes=args.sizes,
         label_set=label_set,
         seed=args.seed,
         preset=args.preset,

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 
+from bridging.cli.common import feature_sizes
 from bridging.data.records import LABEL_SETS, DataError
 
 
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--feature-sizes",
+        type=feature_sizes,
         default=None,
         help="per-modality sizes when the args lack them, e.g. a=100,t=768,v=512",
     )
@@ -38,17 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    sizes = None
-    if args.feature_sizes:
-        sizes = {
-            k.strip(): int(v)
-            for k, _, v in (item.partition("=") for item in args.feature_sizes.split(","))
-        }
     from bridging.cogmen_import.convert import import_reference
 
     try:
         summary = import_reference(
-            args.src, args.out, feature_sizes=sizes, label_set=args.label_set
+            args.src, args.out, feature_sizes=args.feature_sizes, label_set=args.label_set
         )
     except DataError as exc:
         print(f"bridging-import-cogmen: error: {exc}", file=sys.stderr)
