@@ -26,7 +26,8 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from bench_flops import load_average  # this folder (run as python benchmarks/bench_allocator.py)
 
 
 def worker(allocator: str, threads: int, epochs: int, overrides: list[str]) -> list[dict]:
@@ -66,13 +67,6 @@ def worker(allocator: str, threads: int, epochs: int, overrides: list[str]) -> l
             }
         )
     return rows
-
-
-def load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def main(argv=None):

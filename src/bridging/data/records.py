@@ -14,6 +14,14 @@ import numpy as np
 #: Modality names, in the fixed order in which models concatenate them.
 MODALITY_ORDER: tuple[str, ...] = ("a", "t", "v")
 
+
+def check_feature_sizes(sizes: dict) -> None:
+    """ValueError unless ``sizes`` (modality -> feature size) names some of MODALITY_ORDER
+    and nothing else (the synthetic generators' ``feature_sizes``)."""
+    if not sizes or any(m not in MODALITY_ORDER for m in sizes):
+        raise ValueError(f"feature_sizes must name some of {MODALITY_ORDER}, got {list(sizes)}")
+
+
 #: Label index used for padded positions and utterances without a gold label.
 IGNORE_INDEX = -100
 

@@ -68,7 +68,14 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
-from bridging.data.records import LABEL_SETS, MODALITY_ORDER, SPEAKER_NAMES, Corpus, Dialogue
+from bridging.data.records import (
+    LABEL_SETS,
+    MODALITY_ORDER,
+    SPEAKER_NAMES,
+    Corpus,
+    Dialogue,
+    check_feature_sizes,
+)
 from bridging.data.synthetic_legacy import AFFECT, IEMOCAP_6_COUNTS, _lengths, _turns
 from bridging.data.validate import convert_label_set
 
@@ -389,9 +396,7 @@ def _sessions(n_dialogues: int, n_train: int) -> np.ndarray:
 def _check(label_set, sizes, n_dialogues, n_test) -> None:
     if label_set not in LABEL_SETS:
         raise ValueError(f"unknown label set {label_set!r}: expected one of {sorted(LABEL_SETS)}")
-    unknown = [m for m in sizes if m not in MODALITY_ORDER]
-    if unknown or not sizes:
-        raise ValueError(f"feature_sizes must name some of {MODALITY_ORDER}, got {list(sizes)}")
+    check_feature_sizes(sizes)
     if not (1 <= n_test < n_dialogues):
         raise ValueError(f"need 1 <= n_test_dialogues ({n_test}) < n_dialogues ({n_dialogues})")
 

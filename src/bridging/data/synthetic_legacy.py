@@ -44,7 +44,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from bridging.data.records import LABEL_SETS, MODALITY_ORDER, SPEAKER_NAMES, Corpus, Dialogue
+from bridging.data.records import (
+    LABEL_SETS,
+    MODALITY_ORDER,
+    SPEAKER_NAMES,
+    Corpus,
+    Dialogue,
+    check_feature_sizes,
+)
 from bridging.data.validate import convert_label_set
 
 #: IEMOCAP 6-way utterance counts (hap, sad, neu, ang, exc, fru): 7,433 in all.
@@ -146,9 +153,7 @@ def synthesize_legacy(
     if label_set not in LABEL_SETS:
         raise ValueError(f"unknown label set {label_set!r}: expected one of {sorted(LABEL_SETS)}")
     sizes = dict(DEFAULT_FEATURE_SIZES if feature_sizes is None else feature_sizes)
-    unknown = [m for m in sizes if m not in MODALITY_ORDER]
-    if unknown or not sizes:
-        raise ValueError(f"feature_sizes must name some of {MODALITY_ORDER}, got {list(sizes)}")
+    check_feature_sizes(sizes)
     info = dict(DEFAULT_INFORMATIVENESS)
     info.update(informativeness or {})
     if n_test_dialogues is None:

@@ -43,7 +43,13 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from bridging.data.meld_format import DEV_IDS, N_SPEAKERS, TRAIN_IDS, speaker_names
-from bridging.data.records import LABEL_SETS, MELD_LABEL_SETS, Corpus, Dialogue
+from bridging.data.records import (
+    LABEL_SETS,
+    MELD_LABEL_SETS,
+    Corpus,
+    Dialogue,
+    check_feature_sizes,
+)
 
 #: MELD's splits (README): dialogues and utterances.
 SPLIT_DIALOGUES = {"train": 1039, "dev": 114, "test": 280}
@@ -337,9 +343,7 @@ def synthesize_meld(
         )
     params = MeldParams().with_overrides(**overrides)
     sizes = dict(DEFAULT_FEATURE_SIZES if feature_sizes is None else feature_sizes)
-    unknown = [m for m in sizes if m not in ("a", "t", "v")]
-    if unknown or not sizes:
-        raise ValueError(f"feature_sizes must name some of a, t, v, got {list(sizes)}")
+    check_feature_sizes(sizes)
     n_dialogues = MELD_DIALOGUES if n_dialogues is None else int(n_dialogues)
     lo, hi = int(min_len or 1), int(max_len or max(k[0] for k in LENGTH_SPEAKERS))
     if not (1 <= lo <= hi):
