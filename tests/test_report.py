@@ -108,8 +108,10 @@ def fake_runs(tmp_path) -> Path:
     """teacher x2 seeds, audio-only baseline, 3x2 KD grid (a multirun), masked grid of 4 and
     masked_nognn x2 (another multirun)."""
     root = tmp_path / "outputs"
-    write_run(root / "teacher/runs/t0", seed=0, wf1=0.60, acc=0.62, mf1=0.50)
-    write_run(root / "teacher/runs/t1", seed=1, wf1=0.64, acc=0.66, mf1=0.56)
+    write_run(root / "teacher/runs/t0", seed=0, wf1=0.60, acc=0.62, mf1=0.50, precision="32-true")
+    write_run(
+        root / "teacher/runs/t1", seed=1, wf1=0.64, acc=0.66, mf1=0.56, precision="bf16-mixed"
+    )
     write_run(root / "audio_only/runs/a0", experiment="audio_only", modalities=("a",), wf1=0.40)
     kd = root / "student_kd/multiruns/m"
     for i, (t, a) in enumerate((t, a) for t in KD_T for a in KD_ALPHA):
@@ -226,11 +228,13 @@ def test_markdown_output(fake_runs):
     assert cols == [
         "run", "experiment", "recipe", "trained on", "evaluated on", "labels", "kd.alpha",
         "kd.temperature", "mask.p", "mask.p_audio_full", "model.gnn", "wF1 %", "acc %",
-        "mF1 %", "best epoch", "seed",
+        "mF1 %", "best epoch", "trained in", "seed",
     ]  # fmt: skip
     body = [line for line in runs.splitlines() if line.startswith("| ") and line != header]
     assert len(body) == N_FAKE
-    assert "| 60.00 | 62.00 | 50.00 | 3 | 0 |" in runs
+    assert "| 60.00 | 62.00 | 50.00 | 3 | 32-true | 0 |" in runs
+    assert "| 64.00 | 66.00 | 56.00 | 3 | bf16-mixed | 1 |" in runs
+    assert "| 40.00 | 40.00 | 40.00 | 3 |  | 24 |" in runs  # a run from before: not recorded
     grouped = md.split("## Mean ± std over seeds")[1].split("##")[0]
     assert "| 2 | 0,1 | 62.00 ± 2.83 | 64.00 ± 2.83 | 53.00 ± 4.24 |" in grouped
     assert "| 1 | 24 | 40.00 | 40.00 | 40.00 |" in grouped  # audio-only: one seed, no std
@@ -255,7 +259,7 @@ def test_cli_csv_markdown_plots(fake_runs, tmp_path, capsys):
     assert list(runs[0]) == [
         "run_dir", "experiment", "recipe", "modalities", "eval_modalities", "label_set",
         "kd.alpha", "kd.temperature", "mask.p", "mask.p_audio_full", "model.gnn",
-        "kd.cls_weight", "test_wf1", "test_acc", "test_mf1", "best_epoch", "seed",
+        "kd.cls_weight", "test_wf1", "test_acc", "test_mf1", "best_epoch", "precision", "seed",
     ]  # fmt: skip
     t1 = next(r for r in runs if r["experiment"] == "teacher" and r["seed"] == "1")
     assert (float(t1["test_wf1"]), float(t1["test_acc"]), float(t1["test_mf1"])) == (64, 66, 56)

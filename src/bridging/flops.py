@@ -2,10 +2,11 @@
 
 ``recipe_epoch_flops(cfg)`` counts the FLOPs of one real training epoch of the configured
 recipe (forward and backward of every training batch, under torch's ``FlopCounterMode``) and
-of one pass over the dev split (forward); ``matmul_gflops(threads)`` measures the float32
-matmul rate. Their quotient is an epoch's *FLOP limit*: the time it could take if every
-operation ran at the matmul rate. ``bridging-reproduce`` prints the sum over its jobs as the
-estimate of a comparison; benchmarks/bench_flops.py sets a whole-process epoch against it.
+of one pass over the dev split (forward); ``matmul_gflops(threads, dtype=...)`` measures the
+matmul rate in the dtype of the training precision's products. Their quotient is an epoch's
+*FLOP limit*: the time it could take if every operation ran at the matmul rate.
+``bridging-reproduce`` prints the sum over its jobs as the estimate of a comparison;
+benchmarks/bench_flops.py sets a whole-process epoch against it.
 """
 
 from __future__ import annotations
@@ -17,15 +18,18 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 
-def matmul_gflops(threads: int, n: int = 2048, repeat: int = 8) -> tuple[float, float]:
-    """(best, median) GFLOP/s of an n x n float32 matmul at ``threads`` torch threads."""
+def matmul_gflops(
+    threads: int, n: int = 2048, repeat: int = 8, dtype: torch.dtype = torch.float32
+) -> tuple[float, float]:
+    """(best, median) GFLOP/s of an n x n matmul in ``dtype`` (the products' dtype of the
+    training precision: bfloat16 under bf16-mixed) at ``threads`` torch threads."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         gen = torch.Generator().manual_seed(0)
-        a = torch.randn(n, n, generator=gen)
-        b = torch.randn(n, n, generator=gen)
-        out = torch.empty(n, n)
+        a = torch.randn(n, n, generator=gen).to(dtype)
+        b = torch.randn(n, n, generator=gen).to(dtype)
+        out = torch.empty(n, n, dtype=dtype)
         torch.mm(a, b, out=out)  # warm-up
         rates = []
         for _ in range(repeat):

@@ -10,7 +10,12 @@ gradient, weight gradient) have such outputs. :func:`aligned_linear` computes th
 products (same operands, same BLAS call) into buffers whose row stride is rounded up to a
 multiple of :data:`ALIGN` and returns views of them: same values, no extra arithmetic.
 
-Other devices and dtypes use ``F.linear`` unchanged.
+Other devices and dtypes use ``F.linear`` unchanged, and so does a call under autocast
+(``trainer.precision=bf16-mixed``): autocast then runs the product in bfloat16, which is
+the point of mixed precision. The Function itself is autocast-aware
+(``torch.amp.custom_fwd``/``custom_bwd`` with float32 inputs): applied directly under
+autocast it computes in float32 with its backward under the same autocast state, never a
+product of mixed dtypes.
 """
 
 from __future__ import annotations
@@ -40,12 +45,14 @@ def _mm_aligned(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
 
 class _AlignedLinear(torch.autograd.Function):
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu", cast_inputs=torch.float32)
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
         return _mm_aligned(x, weight.t(), bias)
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, grad: Tensor):
         x, weight = ctx.saved_tensors
         grad_x = grad_w = grad_b = None
@@ -61,8 +68,10 @@ class _AlignedLinear(torch.autograd.Function):
 def aligned_linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``F.linear(x, weight, bias)`` for a 2-D ``x`` [N, in]; on CPU float32 the forward and
     both gradient products write into row-aligned buffers (the result is a view, possibly
-    not contiguous). Elsewhere exactly ``F.linear``."""
+    not contiguous). Elsewhere, and under autocast, exactly ``F.linear``."""
     if x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 2:
+        return F.linear(x, weight, bias)
+    if torch.is_autocast_enabled("cpu"):
         return F.linear(x, weight, bias)
     return _AlignedLinear.apply(x, weight, bias)
 

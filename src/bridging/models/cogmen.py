@@ -23,6 +23,7 @@ from bridging.models.classifier import Classifier
 from bridging.models.gnn import GNN
 from bridging.models.graph import build_graph_flat, check_relations, check_window, n_relations
 from bridging.models.seqcontext import PAD_MODES, SeqContext
+from bridging.models.widen import widen
 
 GNN_KINDS = ("rgcn_transformer", "none")
 
@@ -170,7 +171,10 @@ class COGMEN(nn.Module):
             )
             emb = self.gcn(feats, edge_index, edge_type)
             clf_in = torch.cat([feats, emb], dim=-1) if self.concat_gin_gout else emb
-        logits = self.clf(clf_in)
+        # float32 outputs under autocast too: log_softmax, the losses and the teacher's
+        # cache never see bfloat16
+        logits = widen(self.clf(clf_in))
+        emb = widen(emb)
         return ModelOutput(log_probs=F.log_softmax(logits, dim=-1), logits=logits, embeddings=emb)
 
     def loss(self, out: ModelOutput, flat_labels: Tensor) -> Tensor:

@@ -15,6 +15,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import RGCNConv, TransformerConv
 
+from bridging.models.widen import widen
+
+
+class FP32TransformerConv(TransformerConv):
+    """PyG's ``TransformerConv`` whose attention scores, edge softmax and message
+    aggregation run in float32 whatever the dtype of its projections: under bf16 autocast
+    the four linear maps run in bfloat16, and their outputs are widened before the
+    per-edge dot products, PyG's scatter softmax and the scatter-add over neighbours
+    (sums of up to 11 messages per node, which bfloat16's 8 bits would round at each
+    step). Otherwise it is ``TransformerConv`` exactly (same parameters and names)."""
+
+    def message(self, query_i, key_j, value_j, edge_attr, index, ptr, size_i):
+        return super().message(
+            widen(query_i), widen(key_j), widen(value_j), edge_attr, index, ptr, size_i
+        )
+
+
 
 class GNN(nn.Module):
     def __init__(
@@ -47,7 +64,7 @@ class GNN(nn.Module):
             root_weight=True,
             bias=True,
         )
-        self.conv2 = TransformerConv(
+        self.conv2 = FP32TransformerConv(
             self.hidden_size, self.hidden_size, heads=self.heads, concat=True, root_weight=True
         )
         self.bn = nn.BatchNorm1d(self.hidden_size * self.heads)
@@ -62,8 +79,10 @@ class GNN(nn.Module):
         return (conv.comp @ bases).view(self.num_relations, self.in_size, self.hidden_size)
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor) -> Tensor:
-        """``x`` [N, in_size], ``edge_index`` [2, E], ``edge_type`` [E] -> [N, hidden * heads]."""
-        h = self.conv1(x, edge_index, edge_type)
+        """``x`` [N, in_size], ``edge_index`` [2, E], ``edge_type`` [E] -> [N, hidden * heads]
+        (float32 under autocast too: the RGCN's mean over neighbours runs on float32 input
+        and only its products autocast)."""
+        h = self.conv1(widen(x), edge_index, edge_type)
         h = self.conv2(h, edge_index)
         if self.training and h.shape[0] == 1:
             # one node (a one-utterance dialogue alone in a batch: MELD has 88 of them) has no
@@ -81,4 +100,4 @@ class GNN(nn.Module):
         return F.leaky_relu(self.bn(h), negative_slope=0.01)
 
 
-__all__ = ["GNN"]
+__all__ = ["GNN", "FP32TransformerConv"]

@@ -39,6 +39,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from bridging.models.aligned import aligned_linear
 from bridging.models.dropout import DROPOUT_MASKS, dropout, lane_keep_mask
+from bridging.models.widen import widen
 
 PAD_MODES = ("mask", "reference")
 SEQ_KINDS = ("transformer", "lstm", "gru")
@@ -133,7 +134,10 @@ class SeqContext(nn.Module):
         packed = pack_padded_sequence(
             x, lengths.detach().cpu(), batch_first=True, enforce_sorted=False
         )
-        out, _ = self.rnn(packed)
+        # float32 under CPU autocast: oneDNN's bfloat16 LSTM/GRU is not there on every CPU
+        # (none on AVX2: "could not create a primitive descriptor"); CUDA autocast applies
+        with torch.autocast("cpu", enabled=False):
+            out, _ = self.rnn(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         return out[mask]
 
@@ -261,7 +265,9 @@ class AttentionPlan:
             if dropout_p <= 0.0:
                 o = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
             else:
-                scores = torch.matmul(q, k.transpose(-2, -1)) * hd**-0.5
+                # the softmax in float32 at least whatever the products' dtype (under bf16
+                # autocast the scores come out in bfloat16)
+                scores = widen(torch.matmul(q, k.transpose(-2, -1))) * hd**-0.5
                 scores = scores.masked_fill(~key_mask, float("-inf"))
                 weights = torch.softmax(scores, dim=-1)
                 if noise is not None:

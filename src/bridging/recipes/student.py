@@ -25,6 +25,7 @@ The teacher:
   so it is neither trained nor saved in the student's checkpoint; ``.to(device)`` moves it
   too. The checkpoint records the teacher's path and the SHA-256 of its weights
   (``hyper_parameters["teacher_info"]`` and ``checkpoint["bridging"]["teacher"]``);
+- runs in float32 whatever the student's ``trainer.precision`` (outside autocast);
 - has its outputs (logits and GNN embeddings) cached in memory, keyed by dialogue id
   (:meth:`StudentRecipe.fill_cache`, for the whole training split before the first epoch;
   ``kd.cache``). A teacher with ``pad_mode="mask"`` (or a recurrent sequence context) gives
@@ -260,7 +261,11 @@ class StudentRecipe(EmotionRecipe):
         teacher = self.teacher
         if teacher.training:
             teacher.eval()
-        out = teacher(batch.to(teacher.device))
+        batch = batch.to(teacher.device)
+        # float32 whatever the student trains in (trainer.precision): the targets, and the
+        # cache that holds them, do not depend on the student's autocast
+        with torch.autocast(teacher.device.type, enabled=False):
+            out = teacher(batch)
         return out.logits, out.embeddings
 
     @torch.no_grad()

@@ -58,6 +58,9 @@ class Run:
     hparams: dict
     data: str
     raw: dict = field(repr=False)
+    #: the training precision (``32-true``, ``bf16-mixed`` ...); None for runs made before
+    #: it was recorded, and for the reference rows, which train nothing
+    precision: str | None = None
 
     def value(self, key: str):
         """A hyper-parameter (``hparams[key]``), else a dotted path into the metrics."""
@@ -216,6 +219,7 @@ def load_run(path) -> Run | None:
         hparams={k: _scalar(v) for k, v in hparams.items()},
         data=_data_label(m.get("data")),
         raw=m,
+        precision=str(src["precision"]) if src.get("precision") else None,
     )
 
 

@@ -119,6 +119,7 @@ class Report:
             *self.hparam_keys,
             *(c for _, c, _ in METRICS),
             "best_epoch",
+            "precision",
             "seed",
         ]
 
@@ -143,7 +144,7 @@ class Report:
             row = {"run_dir": self._display_dir(r.run_dir), **identity_row(r)}
             row.update({k: r.value(k) for k in self.hparam_keys})
             row.update({c: pct(r.test[m]) for m, c, _ in METRICS})
-            row.update({"best_epoch": r.best_epoch, "seed": r.seed})
+            row.update({"best_epoch": r.best_epoch, "precision": r.precision, "seed": r.seed})
             rows.append(row)
         return rows
 
@@ -175,6 +176,7 @@ class Report:
             *self.hparam_keys,
             *(h for _, _, h in METRICS),
             "best epoch",
+            "trained in",
             "seed",
         ]
         body = []
@@ -190,6 +192,7 @@ class Report:
                     *(fmt_value(row[k]) for k in self.hparam_keys),
                     *(f"{row[c]:.2f}" for _, c, _ in METRICS),
                     fmt_value(row["best_epoch"]),
+                    fmt_value(row["precision"]),
                     fmt_value(row["seed"]),
                 ]
             )

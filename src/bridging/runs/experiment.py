@@ -76,6 +76,7 @@ def train(cfg: DictConfig, output_dir=None) -> dict:
         best_epoch=checkpoint_epoch(best),
         best_checkpoint=os.path.relpath(best, output_dir) if best else None,
         epochs_run=int(result.trainer.current_epoch),
+        precision=result.precision,
         config_hash=config_hash(resolved),
         hparams=sweep_hparams(resolved),
     )

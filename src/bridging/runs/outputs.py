@@ -9,7 +9,7 @@ reference rows of the comparison (:mod:`bridging.runs.reproduce`, :mod:`bridging
 
 The keys ``bridging-report`` reads: experiment, recipe, modalities, eval_modalities,
 label_set, label_names, seed, test, dev, best_epoch, data (and, when present, hparams,
-config_hash, teacher, agreement, test_full, note).
+config_hash, precision, teacher, agreement, test_full, note).
 """
 
 from __future__ import annotations
@@ -108,8 +108,14 @@ def headline(metrics: dict) -> str:
         f"{'+'.join(metrics['modalities'])}"
         f", evaluated on {'+'.join(metrics['eval_modalities'])} ({metrics['label_set']}): "
         f"test weighted F1 {100 * t['wf1']:.2f}  acc {100 * t['acc']:.2f}  "
-        f"macro F1 {100 * t['mf1']:.2f}{best}"
+        f"macro F1 {100 * t['mf1']:.2f}{best}{precision_note(metrics)}"
     )
+
+
+def precision_note(metrics: dict) -> str:
+    """``  [trained in bf16-mixed]``: the training precision of a run that records it."""
+    precision = metrics.get("precision")
+    return f"  [trained in {precision}]" if precision else ""
 
 
 def sweep_hparams(resolved: dict) -> dict:

@@ -219,12 +219,16 @@ def estimate(
     threads: int,
     log,
     profile: Profile = PROFILES["iemocap"],
+    precision: str = "32-true",
 ) -> float:
-    """Fill each job's FLOP-limit seconds; return the machine's matmul rate (GFLOP/s)."""
-    from bridging.flops import matmul_gflops, recipe_epoch_flops
-
-    rate, _ = matmul_gflops(threads)
+    """Fill each job's FLOP-limit seconds; return the machine's matmul rate (GFLOP/s) in
+    the dtype of the products of the runs' ``precision`` (bfloat16 under bf16-mixed)."""
     from omegaconf import OmegaConf
+
+    from bridging.flops import matmul_gflops, recipe_epoch_flops
+    from bridging.runs.precision import compute_dtype
+
+    rate, _ = matmul_gflops(threads, dtype=compute_dtype(precision))
 
     per_epoch, by_architecture = {}, {}
     for name in sorted({j.recipe for j in jobs if j.recipe}):
@@ -248,6 +252,14 @@ def estimate(
             f = per_epoch[j.recipe]
             j.seconds = epochs * (f["train"] + f["eval"]) / (rate * 1e9)
     return rate
+
+
+def runs_precision(common: list[str], profile: Profile = PROFILES["iemocap"]) -> str:
+    """The precision the comparison's runs train in (``trainer.precision`` resolved on this
+    machine; every run shares the trainer settings of ``common``)."""
+    from bridging.runs.train import trainer_precision
+
+    return trainer_precision(_compose([f"experiment={profile.presets['teacher']}", *common]))
 
 
 def _fmt_s(s: float) -> str:
@@ -378,12 +390,14 @@ def reproduce(
         f"epochs per run), {n_workers} workers x {threads} threads -> {root}"
     )
     limit = None
+    precision = runs_precision(common, profile)
     if estimate_first:
         log("counting the FLOPs of one epoch of each recipe (FlopCounterMode):")
-        rate = estimate(jobs, common, epochs, threads, log, profile)
+        rate = estimate(jobs, common, epochs, threads, log, profile, precision)
         limit = sum(j.seconds for j in jobs) / n_workers
         log(
-            f"  matmul rate {rate:.1f} GFLOP/s per {threads}-thread worker; FLOP limit of "
+            f"  matmul rate ({precision}) {rate:.1f} GFLOP/s per {threads}-thread worker; "
+            "FLOP limit of "
             f"the runs {_fmt_s(limit)} on {n_workers} workers; expect about "
             f"{_fmt_s(1.3 * limit)} (reference rows and startup not counted)"
         )
@@ -399,6 +413,7 @@ def reproduce(
         "seeds": list(seeds),
         "jobs": n_workers,
         "threads": threads,
+        "precision": precision,
         "quick": bool(quick),
     }
     atomic_write_json(root / "reproduce.json", summary)

@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.plugins import Precision
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from bridging.files import atomic_write_text
@@ -57,7 +58,18 @@ def build_recipe(cfg, facts):
     )
 
 
+def trainer_precision(cfg) -> str:
+    """The Lightning precision the run trains with: ``trainer.precision`` resolved for the
+    trainer's accelerator (``auto``: bf16-mixed where bfloat16 is native, else 32-true;
+    :mod:`bridging.runs.precision`)."""
+    from bridging.runs.precision import resolve_precision
+
+    trainer = cfg.get("trainer") or {}
+    return resolve_precision(trainer.get("precision", "32-true"), trainer.get("accelerator"))
+
+
 def build_trainer(cfg, output_dir: Path, resume_from=None, **overrides) -> pl.Trainer:
+    overrides.setdefault("precision", trainer_precision(cfg))
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     loggers = []
     for lcfg in (cfg.get("logger") or {}).values():
@@ -170,11 +182,12 @@ def finish_checkpoints(trainer, best, keep: str) -> list[str]:
 
 @dataclass
 class FitResult:
-    """What :func:`fit_and_test` leaves: the trainer, the best checkpoint (None when none was
-    saved: the final weights were evaluated), the dev and test results at it, and the
-    per-utterance test predictions."""
+    """What :func:`fit_and_test` leaves: the trainer, the precision it trained with, the best
+    checkpoint (None when none was saved: the final weights were evaluated), the dev and
+    test results at it (in float32), and the per-utterance test predictions."""
 
     trainer: pl.Trainer
+    precision: str
     best: str | None
     dev: dict
     test: dict
@@ -185,7 +198,8 @@ def start_run(cfg: DictConfig, output_dir: Path) -> dict:
     """The run dir exists, its resolved ``config.yaml`` is written (rank 0), the seed is set.
     Returns the resolved config."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    keep_checkpoints_option(cfg)  # a bad value fails before any work
+    keep_checkpoints_option(cfg)  # bad values fail before any work
+    trainer_precision(cfg)
     resolved = to_container(cfg)
     if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:
         atomic_write_text(output_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
@@ -198,8 +212,8 @@ def start_run(cfg: DictConfig, output_dir: Path) -> dict:
 def fit_and_test(
     cfg: DictConfig, recipe, datamodule, output_dir: Path, resolved: dict
 ) -> FitResult:
-    """Fit ``recipe`` (resuming from ``cfg.ckpt_path`` when given), then validate and test it
-    at its best dev checkpoint."""
+    """Fit ``recipe`` (resuming from ``cfg.ckpt_path`` when given) at the run's
+    ``trainer.precision``, then validate and test it at its best dev checkpoint in float32."""
     resume = resolve_resume(cfg.get("ckpt_path"), output_dir)
     if resume is not None:  # a readable bridging checkpoint of this model on data of its sizes
         from bridging.recipes import check_resume
@@ -218,6 +232,9 @@ def fit_and_test(
         run.config.update(resolved, allow_val_change=True)
         remember_run_id(lg, output_dir)
     trainer.fit(recipe, datamodule=datamodule, ckpt_path=resume)
+    precision = str(trainer.precision)
+    # the run's figures in float32 whatever it trained in, as bridging-eval computes them
+    trainer.strategy.precision_plugin = Precision()
 
     ckpt_cb = trainer.checkpoint_callback
     best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.best_model_path else None
@@ -229,7 +246,7 @@ def fit_and_test(
     test = recipe.results["test"]
     # under DDP every process holds every test utterance (gathered); rank 0 writes them
     predictions = recipe.test_predictions(datamodule.split("test").ids)
-    return FitResult(trainer, best, dev, test, predictions)
+    return FitResult(trainer, precision, best, dev, test, predictions)
 
 
 def finish(cfg: DictConfig, result: FitResult, metrics: dict, output_dir: Path) -> None:
