@@ -32,7 +32,6 @@ class FP32TransformerConv(TransformerConv):
         )
 
 
-
 class GNN(nn.Module):
     def __init__(
         self,
