@@ -2,6 +2,7 @@
 
 bridging-data inspect PATH [--format auto] [--label-set iemocap_6|meld_3] [--dev-split auto]
 bridging-data inspect --synthetic [synthetic options, e.g. --preset meld]
+bridging-data inspect PATH|--synthetic --protocol loso [--dev within_train]   (every fold)
 bridging-data synth OUT [--layout native|cogmen|dialoguernn|meld|meld_mmgcn] [--force]
     [synthetic options]
 bridging-data convert IN OUT [--format auto] [--label-set iemocap_4] [--force]
@@ -20,6 +21,7 @@ import sys
 
 from bridging.cli.common import feature_sizes
 from bridging.data.meld_format import DEV_SPLITS
+from bridging.data.protocols import DEV_RULES, PROTOCOLS, Protocol, loso_summary
 from bridging.data.records import LABEL_SETS, DataError
 
 
@@ -83,6 +85,8 @@ def summarize(corpus) -> dict:
 
 
 def cmd_inspect(args) -> int:
+    if args.protocol == "paper":  # --dev goes with --protocol loso
+        Protocol.from_config("paper", None, args.dev, args.path or "<synthetic>")
     if args.synthetic:
         corpus = _synthesize(args, args.label_set or _default_label_set(args))
     else:
@@ -97,7 +101,8 @@ def cmd_inspect(args) -> int:
             dev_split=args.dev_split,
             max_speakers=args.max_speakers,
         )
-    print(json.dumps(summarize(corpus), indent=2))
+    loso = args.protocol == "loso"
+    print(json.dumps(loso_summary(corpus, args.dev) if loso else summarize(corpus), indent=2))
     return 0
 
 
@@ -319,6 +324,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="refuse dialogues with more speakers (default: as stored)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=list(PROTOCOLS),
+        default="paper",
+        help="paper: the splits as stored (default); loso: the counts of every "
+        "leave-one-session-out fold 1..5 (docs/protocols.md)",
+    )
+    p.add_argument(
+        "--dev",
+        choices=list(DEV_RULES),
+        default="auto",
+        help="loso's dev split: next_session (auto: session fold %% 5 + 1) or within_train "
+        "(the first 10%% of the training dialogues)",
     )
     p.add_argument("--synthetic", action="store_true", help="the built-in synthetic data")
     _synth_args(p)

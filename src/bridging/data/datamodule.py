@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from bridging.data.batch import DialogueBatch
+from bridging.data.protocols import Protocol, sessions_of
 from bridging.data.records import IGNORE_INDEX, Corpus, DataError, Dialogue, ordered_modalities
 
 SPLITS = ("train", "dev", "test")
@@ -38,6 +39,10 @@ class DatasetFacts:
     source_format: str
     path: str | None
     extractors: dict = field(default_factory=dict)
+    #: the split protocol (docs/protocols.md); defaults = checkpoints made before it existed
+    protocol: str = "paper"
+    fold: int | None = None
+    dev_rule: str = "source"
 
     @property
     def n_classes(self) -> int:
@@ -147,6 +152,9 @@ class IEMOCAPDataModule(pl.LightningDataModule):
             data accept ``auto``.
         max_speakers: refuse dialogues with more speakers (naming them) and size the model's
             speaker handling to it (``None``: as stored, 2 for IEMOCAP, 9 for MELD).
+        protocol: ``paper`` (the source's splits) or ``loso`` (leave one IEMOCAP session
+            out, with ``fold`` 1..5 the test session); ``dev``: ``auto``, ``next_session`` or
+            ``within_train`` (loso only). See :mod:`bridging.data.protocols`.
     """
 
     def __init__(
@@ -163,6 +171,9 @@ class IEMOCAPDataModule(pl.LightningDataModule):
         corpus: Corpus | None = None,
         dev_split: str = "auto",
         max_speakers: int | None = None,
+        protocol: str = "paper",
+        fold: int | None = None,
+        dev: str = "auto",
     ):
         super().__init__()
         self.path = path
@@ -177,6 +188,8 @@ class IEMOCAPDataModule(pl.LightningDataModule):
         self.corpus = corpus
         self.dev_split = dev_split
         self.max_speakers = None if max_speakers is None else int(max_speakers)
+        where = path or (corpus.where() if corpus is not None else "<synthetic>")
+        self.protocol = Protocol.from_config(protocol, fold, dev, where=str(where))
         self.splits: dict[str, SplitTensors] = {}
         self._facts: DatasetFacts | None = None
 
@@ -218,6 +231,7 @@ class IEMOCAPDataModule(pl.LightningDataModule):
                 f"{corpus.where()}: label set is {corpus.label_set!r}, config asks for "
                 f"{self.label_set!r}"
             )
+        corpus = self.protocol.apply(corpus)  # idempotent: add_modalities() sets up again
         validate_corpus(corpus, self.modalities)
         self.corpus = corpus
         self.splits = {
@@ -240,6 +254,7 @@ class IEMOCAPDataModule(pl.LightningDataModule):
             source_format=corpus.source_format,
             path=corpus.path,
             extractors=dict(corpus.extractors),
+            **self.protocol.describe(),
         )
 
     def add_modalities(self, needed) -> list[str]:
@@ -277,6 +292,7 @@ class IEMOCAPDataModule(pl.LightningDataModule):
         }
         if self.corpus is not None and self.corpus.split_rule:
             out["dev_split"] = self.corpus.split_rule
+        out.update(self.protocol.describe())
         for name, split in self.splits.items():
             labels = split.labels[split.labels != IGNORE_INDEX]
             counts = torch.bincount(labels, minlength=self.facts.n_classes).tolist()
@@ -285,6 +301,8 @@ class IEMOCAPDataModule(pl.LightningDataModule):
                 "utterances": split.n_utterances,
                 "label_counts": dict(zip(self.facts.label_names, counts)),
             }
+            if self.protocol.name == "loso":
+                out["splits"][name]["sessions"] = sessions_of(split.ids, self.corpus.where())
             out["speakers_per_dialogue"][name] = split.speakers_per_dialogue()
         return out
 
