@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 export WANDB_SILENT ?= true
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint format smoke train eval reproduce report sweep data-summary bench clean
+.PHONY: help install test test-all lint format smoke train eval reproduce report sweep data-summary bench gpu-check clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ bench: $(STAMP) ## run the benchmarks (figures go to BENCHMARKS.md by hand)
 	$(PY) benchmarks/bench_load.py
 	$(PY) benchmarks/bench_graph.py
 	$(PY) benchmarks/bench_epoch.py
+
+gpu-check: $(STAMP) ## on a CUDA machine: QUICK job + 55-epoch teacher with precision=auto vs CPU
+	$(PY) benchmarks/gpu_check.py $(ARGS)
 
 clean: ## remove the venv, outputs and caches
 	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache src/*.egg-info

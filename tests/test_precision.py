@@ -303,3 +303,16 @@ def test_bad_precision_fails_before_any_work(tmp_path):
     line = proc.stderr.strip().splitlines()[-1]
     assert line.startswith("bridging-train: error: trainer.precision=16-mixed"), proc.stderr
     assert not (run / "checkpoints").exists()
+
+
+def test_gpu_check_without_cuda_says_so():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_check.py"
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "gpu-check: error: torch.cuda.is_available() is False: no CUDA device"
+    )
