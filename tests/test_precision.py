@@ -316,3 +316,15 @@ def test_gpu_check_without_cuda_says_so():
     assert proc.stderr.strip() == (
         "gpu-check: error: torch.cuda.is_available() is False: no CUDA device"
     )
+
+
+def test_reproduce_flop_limit_uses_the_runs_precision():
+    """The comparison's runs share the trainer settings of its overrides; the matmul rate is
+    measured in the dtype of their products."""
+    from bridging.flops import matmul_gflops
+    from bridging.runs.reproduce import runs_precision
+
+    assert runs_precision([]) == "32-true"
+    assert runs_precision(["trainer.precision=bf16-mixed"]) == "bf16-mixed"
+    best, median = matmul_gflops(1, n=64, repeat=2, dtype=torch.bfloat16)
+    assert best >= median > 0
