@@ -48,8 +48,8 @@ eval: $(STAMP) ## evaluate a checkpoint: make eval CKPT=path [ARGS='eval.modalit
 	@test -n "$(CKPT)" || { echo "usage: make eval CKPT=path/to/best.ckpt [ARGS=...]"; exit 2; }
 	$(BIN)/bridging-eval ckpt_path=$(CKPT) $(ARGS)
 
-reproduce: $(STAMP) ## the paper's comparison over 3 seeds + report (QUICK=1: tiny data; DATA=file for real data)
-	$(BIN)/bridging-reproduce $(if $(QUICK),--quick) $(if $(DATA),--data $(DATA)) $(ARGS)
+reproduce: $(STAMP) ## the paper's comparison over 3 seeds + report (QUICK=1: tiny data; DATA=file for real data; PROTOCOL=loso: every fold)
+	$(BIN)/bridging-reproduce $(if $(QUICK),--quick) $(if $(DATA),--data $(DATA)) $(if $(PROTOCOL),--protocol $(PROTOCOL)) $(ARGS)
 
 report: $(STAMP) ## table + plots over runs: make report DIRS="outputs/..." (default outputs/)
 	$(BIN)/bridging-report $(if $(DIRS),$(DIRS),outputs) --out report.md --csv report.csv --plots report_plots

@@ -769,8 +769,21 @@ def test_claims_on_a_fake_comparison(tmp_path, capsys):
     assert line == (
         "| 2 | the KD student beats the audio-only baseline | student_kd − audio_only | 0,1,2 | "
         + ", ".join(f"{d:+.2f}" for d in c2["differences"])
-        + f" | {c2['mean']:+.2f} | [{c2['ci_low']:+.2f}, {c2['ci_high']:+.2f}] | holds |"
+        + f" | {c2['mean']:+.2f} | [{c2['ci_low']:+.2f}, {c2['ci_high']:+.2f}]"
+        + f" | {c2['half_width']:.2f} | {c2['replicates_needed']} | holds |"
     )
+    # power: the half-width and ceil(n (h / |mean|)^2) seeds; an undecided line says so
+    assert c2["half_width"] == pytest.approx((c2["ci_high"] - c2["ci_low"]) / 2)
+    assert c2["replicates"] == 3 and c2["replicates_needed"] == max(
+        1, math.ceil(3 * (c2["half_width"] / abs(c2["mean"])) ** 2)
+    )
+    c5 = claims[5]
+    line5 = next(x for x in section.splitlines() if x.startswith("| 5 |"))
+    assert line5.endswith(
+        f"| undecided (CI spans 0): CI half-width {c5['half_width']:.2f} points; about "
+        f"{c5['replicates_needed']} seeds would decide it at this spread |"
+    )
+    assert c5["replicates_needed"] > 3
     assert "within ±2.5 wF1 points" in section
     assert "| 6 | audio dropout beats the audio-only baseline |" in section
     assert "200 resamples, RNG seed 5" in section

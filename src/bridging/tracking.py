@@ -44,9 +44,11 @@ def wandb_logger(
     log_checkpoint: bool = True,
     entity: str | None = None,
     resume_from=None,
+    job_type: str | None = None,
 ):
     """A Lightning WandbLogger whose run lives under ``save_dir``; ``resume_from``: a previous
-    run dir whose W&B run id is continued (when a killed run is resumed)."""
+    run dir whose W&B run id is continued (when a killed run is resumed); ``job_type``: the
+    W&B job type (bridging-reproduce: the experiment)."""
     from pytorch_lightning.loggers import WandbLogger
 
     save_dir = Path(save_dir)
@@ -68,28 +70,81 @@ def wandb_logger(
         entity=entity,
         log_model=False,
         reinit="finish_previous",
+        job_type=job_type,
     )
     logger.bridging_log_checkpoint = bool(log_checkpoint)
     return logger
 
 
 def remember_run_id(logger, output_dir) -> None:
-    """Write the W&B run's id (for resuming) and a small JSON record (id, group, mode, dir)."""
+    """Write the W&B run's id (for resuming) and a small JSON record (id, name, group, job
+    type, project, mode, dir)."""
+    _record(logger.experiment, output_dir)
+
+
+def _record(run, output_dir) -> None:
     import json
 
     from bridging.files import atomic_write_text
 
-    run = logger.experiment
     atomic_write_text(Path(output_dir) / RUN_ID_FILE, run.id)
     record = {
         "id": run.id,
         "name": run.name,
         "group": run.group,
+        "job_type": run.job_type,
         "project": run.project,
         "mode": "offline" if run.settings._offline else "online",
         "dir": run.dir,
     }
     atomic_write_text(Path(output_dir) / "wandb_run.json", json.dumps(record, indent=2) + "\n")
+
+
+def _summarise(run, metrics: dict) -> None:
+    """The run's summary: the final test and dev metrics (``final/test_wf1`` ...), best epoch."""
+    for stage in ("test", "dev"):
+        for k in ("wf1", "acc", "mf1", "loss"):
+            if k in (metrics.get(stage) or {}):
+                run.summary[f"final/{stage}_{k}"] = metrics[stage][k]
+    run.summary["best_epoch"] = metrics.get("best_epoch")
+
+
+def summary_run(
+    metrics: dict,
+    output_dir,
+    project: str = "bridging",
+    name: str | None = None,
+    group: str | None = None,
+    job_type: str | None = None,
+    tags=(),
+    mode: str = "auto",
+    entity: str | None = None,
+) -> None:
+    """A W&B run for a result that trained nothing here (an evaluation, a reference row):
+    the run dir's metrics as config and its final metrics as summary, under
+    ``<output_dir>/wandb/``, recorded as a training run's is (``wandb_run.json``)."""
+    import wandb
+
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    config = {k: metrics.get(k) for k in ("experiment", "recipe", "modalities", "eval_modalities",
+                                          "label_set", "seed", "data")}  # fmt: skip
+    run = wandb.init(
+        project=project,
+        entity=entity,
+        name=name,
+        group=group,
+        job_type=job_type,
+        tags=list(tags or []),
+        mode=wandb_mode(mode),
+        dir=str(output_dir),
+        config=config,
+        reinit="finish_previous",
+    )
+    try:
+        _summarise(run, metrics)
+        _record(run, output_dir)
+    finally:
+        run.finish()
 
 
 def log_final(logger, metrics: dict, output_dir, best_checkpoint=None) -> None:
@@ -98,11 +153,7 @@ def log_final(logger, metrics: dict, output_dir, best_checkpoint=None) -> None:
     import wandb
 
     run = logger.experiment
-    for stage in ("test", "dev"):
-        for k in ("wf1", "acc", "mf1", "loss"):
-            if k in metrics.get(stage, {}):
-                run.summary[f"final/{stage}_{k}"] = metrics[stage][k]
-    run.summary["best_epoch"] = metrics.get("best_epoch")
+    _summarise(run, metrics)
     names = metrics["label_names"]
     cm = np.asarray(metrics["test"]["confusion"], dtype=np.int64)
     gold = np.repeat(np.repeat(np.arange(len(names)), len(names)), cm.flatten())

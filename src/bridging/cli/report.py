@@ -24,7 +24,21 @@ mean, its CI and a verdict (holds / does not hold / undecided). It needs each ru
 test_predictions.npz (written by bridging-train, bridging-eval, bridging-reproduce); a claim
 whose runs lack them, or whose seeds do not match, is skipped with the reason in its line.
 --csv then also writes <name>.comparison.csv and <name>.claims.csv; --plots the comparison
-figure and the confusion matrices teacher vs student and audio-only vs masked.
+figure and the confusion matrices teacher vs student and audio-only vs masked. Each claim
+line also gives its power: the CI half-width h and the replicates a decision would need at
+the spread observed, ceil(n (h / d)^2) (n: the seeds, or fold x seed pairs, now; d: the
+distance of the mean from 0, or from the margin); an undecided verdict says it.
+
+Leave one session out (runs whose metrics.json data summary says protocol loso, as
+bridging-reproduce --protocol loso writes them): the folds are named in the data column (a
+fold is a data set of its own, never a seed of another); the Claims section adds a table
+(and --plots a figure) of each experiment's test weighted F1 per fold, pairs the claims by
+(fold, seed), and its CIs come from a hierarchical bootstrap (folds, then seeds, then test
+dialogues, resampled with replacement).
+
+Model selection: the Spearman rank correlation between dev and test weighted F1 over the
+runs with both, with n (per fold too under loso), in the report, --json and
+<name>.selection.csv: whether choosing on dev tracks the test.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from bridging.runs import reproduce as lib
-from bridging.runs.reproduce import EPOCHS, QUICK_EPOCHS, QUICK_SEEDS
+from bridging.runs.reproduce import EPOCHS, FOLDS, PROTOCOLS, QUICK_EPOCHS, QUICK_SEEDS
 
 DOC = lib.__doc__
 
@@ -36,6 +36,21 @@ def build_parser() -> argparse.ArgumentParser:
         "under the same names); default: the synthetic IEMOCAP-shaped data",
     )
     p.add_argument("--label-set", default=None, help="default: iemocap_4 (meld_7 for a MELD file)")
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="paper",
+        help="paper (default): sessions 1-4 train, session 5 test; loso: leave one IEMOCAP "
+        "session out, every job for every fold of --folds (docs/protocols.md; not for MELD)",
+    )
+    p.add_argument(
+        "--folds",
+        type=int,
+        nargs="+",
+        default=None,
+        help=f"with --protocol loso: the folds (test sessions) to run (default "
+        f"{' '.join(map(str, FOLDS))})",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 2")
     p.add_argument(
         "--epochs", type=int, default=None, help=f"epochs per run (default {EPOCHS}, the paper's)"
@@ -68,6 +83,15 @@ def parse_args(argv=None):
             f"threads on {cores} cores: oversubscribed torch processes run several times "
             "slower; lower one of them"
         )
+    if args.folds is not None:
+        if args.protocol != "loso":
+            p.error("--folds applies to --protocol loso only")
+        bad = [k for k in args.folds if not 1 <= k <= len(FOLDS)]
+        if bad or len(set(args.folds)) != len(args.folds):
+            p.error(f"--folds: expected distinct folds among {' '.join(map(str, FOLDS))}")
+    for ov in args.overrides if args.protocol == "loso" else ():
+        if ov.lstrip("+~").split("=", 1)[0] in ("data.protocol", "data.fold"):
+            p.error(f"{ov}: with --protocol loso the folds are set by --folds")
     return args
 
 
@@ -82,6 +106,17 @@ def main(argv=None) -> int:
     except (DataError, OSError) as exc:
         print(f"bridging-reproduce: error: {exc}", file=sys.stderr)
         return 2
+    folds = None
+    if args.protocol == "loso":
+        if profile.name == "meld":
+            print(
+                f"bridging-reproduce: error: {args.data}: --protocol loso: MELD has no "
+                "sessions to leave out (its dialogues have no IEMOCAP Ses01..Ses05 ids); use "
+                "--protocol paper",
+                file=sys.stderr,
+            )
+            return 2
+        folds = sorted(args.folds or FOLDS)
     common = lib.common_overrides(
         epochs, args.label_set, args.quick, args.data, args.patience, args.overrides, profile
     )
@@ -100,8 +135,9 @@ def main(argv=None) -> int:
             quick=args.quick,
             log=lambda msg: print(msg, flush=True),
             profile=profile,
+            folds=folds,
         )
-    except ReportError as exc:
+    except (ReportError, DataError) as exc:
         print(f"bridging-reproduce: error: {exc}", file=sys.stderr)
         return 2
     sys.stdout.write(summary["report"])

@@ -21,14 +21,27 @@ of a sweep) only ever looks at dev metrics, never test.
 When the runs include the paper's comparison (``bridging-reproduce``'s experiments), the
 report adds a Claims section (:mod:`bridging.report.claims`): each experiment's mean test wF1
 with a bootstrap CI, and one line per claim of the paper with the paired difference over
-seeds, its CI and a verdict, computed from the runs' saved test predictions.
+seeds, its CI, its power (CI half-width, replicates a decision would need) and a verdict,
+computed from the runs' saved test predictions. Runs of the leave-one-session-out protocol
+(``data.protocol=loso`` in their metrics.json's data summary) are told apart by fold (their
+data is named with it, so folds are never merged as seeds of one data set); their
+comparison adds a per-fold table and figure and pairs the claims by (fold, seed), with a
+hierarchical bootstrap (folds, then seeds, then test dialogues). A Model selection section
+gives the Spearman rank correlation of dev and test wF1 over the runs with both
+(:mod:`bridging.report.selection`).
 
 ``bridging-eval`` outputs (a metrics.json with a ``checkpoint`` key) are read too: they take
 the experiment (suffixed ``/eval``), seed and hyper-parameters of the training run whose
 checkpoint they evaluated, when that run's metrics.json is found.
 """
 
-from bridging.report.plots import PLOT_FILES, make_figures, plot_confusions, write_plots
+from bridging.report.plots import (
+    LOSO_PLOT_FILES,
+    PLOT_FILES,
+    make_figures,
+    plot_confusions,
+    write_plots,
+)
 from bridging.report.runs import (
     METRICS,
     METRICS_FILE,
@@ -44,6 +57,7 @@ from bridging.report.runs import (
 from bridging.report.tables import Report, build_report, markdown_table
 
 __all__ = [
+    "LOSO_PLOT_FILES",
     "METRICS",
     "METRICS_FILE",
     "PLOT_FILES",

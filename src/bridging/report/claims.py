@@ -17,12 +17,25 @@ mean over seeds. Its 95% confidence interval is a percentile bootstrap over test
 and seeds: each resample draws the seeds with replacement and, within each drawn seed, the
 test dialogues with replacement, the *same* dialogue draw for both arms; both arms' wF1 are
 recomputed on it from the saved per-utterance predictions (:mod:`bridging.predictions`) and
-the differences averaged over the drawn seeds. Verdicts:
+the differences averaged over the drawn seeds.
+
+Under leave-one-session-out (runs whose data summary says ``protocol: loso``; an arm then
+holds the runs of every fold) the pairs are (fold, seed), the mean is the mean over folds of
+each fold's mean over seeds, and the bootstrap is hierarchical: each resample draws the folds
+with replacement, within each drawn fold its seeds, within each drawn (fold, seed) its test
+dialogues (:func:`hierarchical_draws`; with one fold it is exactly the bootstrap above).
+Verdicts:
 
 - "A beats B": holds when the whole CI is above 0, does not hold when it lies at or below 0,
   else undecided (CI spans 0);
 - "A is comparable to B within m points": holds when the whole CI lies within [-m, m], does
   not hold when it lies wholly outside, else undecided.
+
+Power, for every claim: the CI's half-width h = (hi - lo) / 2, and the replicates (seeds;
+fold x seed pairs under loso) a decision would need at the spread observed,
+``ceil(n * (h / d)^2)`` with n the replicates now and d the distance of the mean from the
+decision boundary (|mean| for "beats", | m - |mean| | for "comparable"): the n at which a CI
+shrinking as 1/sqrt(n) would stop straddling the boundary (:func:`power`).
 
 A claim is skipped, with the reason in its line, when an arm has no runs, no predictions
 file, predictions that do not reproduce its metrics.json, or when the two arms' seeds or
@@ -32,6 +45,7 @@ from ``numpy.random.default_rng(seed)``, fresh for each claim and each row.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -104,37 +118,116 @@ CLAIMS = (
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Draws:
+    """The resamples of a hierarchical bootstrap over F folds (:func:`hierarchical_draws`):
+    ``fold_idx`` [B, F] the folds drawn; ``seed_idx`` [B, F, S_max] the seeds drawn within
+    each drawn fold (the first S_f of the fold's slots are used: ``seed_valid``); ``counts``
+    [B, F, S_max, D_max] how often each test dialogue of the drawn (fold, seed) is drawn."""
+
+    fold_idx: np.ndarray
+    seed_idx: np.ndarray
+    seed_valid: np.ndarray
+    counts: np.ndarray
+    balanced: bool  # every fold has as many seeds: every seed slot is used
+
+
+def hierarchical_draws(n_dialogues: Sequence[Sequence[int]], n_boot: int, seed: int) -> Draws:
+    """The resamples of the hierarchical bootstrap: ``n_dialogues[f][s]`` is the number of
+    test dialogues of fold f's seed s. Each resample draws F folds with replacement, within
+    each drawn fold its S_f seeds with replacement, within each drawn (fold, seed) its
+    D_fs dialogues with replacement. The draws, in this order, from
+    ``numpy.random.default_rng(seed)``:
+
+    - folds: ``integers(0, F, (B, F))``; with one fold no draw at all (every slot is fold 0),
+      so that one fold is exactly :func:`bootstrap_draws` (the paper protocol's bootstrap);
+    - seeds: ``integers(0, S, (B, F, S))`` when every fold has S seeds, else
+      ``integers(0, S[fold_idx][..., None], (B, F, S_max))`` of which the first S_f are used;
+    - dialogues: ``integers(0, D[fold_idx, seed_idx][..., None], (B, F, S_max, D_max))`` of
+      which the first D_fs are used."""
+    sizes = [list(x) for x in n_dialogues]
+    if not sizes or any(not x for x in sizes) or min(min(x) for x in sizes) < 1:
+        raise ValueError(
+            f"n_dialogues: expected per fold one positive count per seed, got {n_dialogues}"
+        )
+    f = len(sizes)
+    n_seeds = np.asarray([len(x) for x in sizes], dtype=np.int64)
+    s_max = int(n_seeds.max())
+    d = np.ones((f, s_max), dtype=np.int64)  # padding: never used, but a valid bound
+    for i, x in enumerate(sizes):
+        d[i, : len(x)] = x
+    d_max = int(d.max())
+    rng = np.random.default_rng(seed)
+    if f == 1:
+        fold_idx = np.zeros((n_boot, 1), dtype=np.int64)
+    else:
+        fold_idx = rng.integers(0, f, size=(n_boot, f))
+    balanced = bool((n_seeds == s_max).all())
+    if balanced:
+        seed_idx = rng.integers(0, s_max, size=(n_boot, f, s_max))
+    else:
+        seed_idx = rng.integers(0, n_seeds[fold_idx][..., None], size=(n_boot, f, s_max))
+    seed_valid = np.arange(s_max) < n_seeds[fold_idx][..., None]
+    high = d[fold_idx[..., None], seed_idx][..., None]
+    dlg = rng.integers(0, high, size=(n_boot, f, s_max, d_max))
+    valid = np.arange(d_max) < high
+    slot = np.arange(n_boot * f * s_max).reshape(n_boot, f, s_max, 1) * d_max
+    counts = np.bincount((slot + dlg)[valid], minlength=n_boot * f * s_max * d_max)
+    counts = counts.reshape(n_boot, f, s_max, d_max)
+    return Draws(fold_idx, seed_idx, seed_valid, counts, balanced)
+
+
 def bootstrap_draws(n_dialogues: Sequence[int], n_boot: int, seed: int):
-    """The resamples: ``seed_idx`` [B, S] (S = len(n_dialogues) seeds drawn with replacement)
-    and ``counts`` [B, S, D_max]: how often each dialogue of the drawn seed is drawn (D_s
-    dialogues drawn with replacement from seed s's D_s). The draws, in this order, from
+    """The resamples of one data set (the paper protocol: seeds, then test dialogues):
+    ``seed_idx`` [B, S] (S = len(n_dialogues) seeds drawn with replacement) and ``counts``
+    [B, S, D_max]: how often each dialogue of the drawn seed is drawn (D_s dialogues drawn
+    with replacement from seed s's D_s). The draws, in this order, from
     ``numpy.random.default_rng(seed)``: ``integers(0, S, (B, S))`` then
-    ``integers(0, D[seed_idx][..., None], (B, S, D_max))`` of which the first D_s are used."""
+    ``integers(0, D[seed_idx][..., None], (B, S, D_max))`` of which the first D_s are used
+    (:func:`hierarchical_draws` with one fold)."""
     d = np.asarray(n_dialogues, dtype=np.int64)
     if d.ndim != 1 or len(d) == 0 or d.min() < 1:
         raise ValueError(f"n_dialogues: expected one positive count per seed, got {n_dialogues}")
-    s, d_max = len(d), int(d.max())
-    rng = np.random.default_rng(seed)
-    seed_idx = rng.integers(0, s, size=(n_boot, s))
-    high = d[seed_idx][..., None]
-    dlg = rng.integers(0, high, size=(n_boot, s, d_max))
-    valid = np.arange(d_max) < high
-    slot = np.arange(n_boot * s).reshape(n_boot, s, 1) * d_max
-    counts = np.bincount((slot + dlg)[valid], minlength=n_boot * s * d_max)
-    return seed_idx, counts.reshape(n_boot, s, d_max)
+    draws = hierarchical_draws([d.tolist()], n_boot, seed)
+    return draws.seed_idx[:, 0], draws.counts[:, 0]
 
 
 def resampled_wf1(confusions: Sequence[np.ndarray], seed_idx, counts) -> np.ndarray:
     """wF1 [B, S] of one arm on every drawn (seed, dialogue multiset): ``confusions[s]`` is
-    the arm's per-dialogue confusion counts [D_s, K, K'] at seed s."""
+    the arm's per-dialogue confusion counts [D_s, K, K'] at seed s (:func:`hierarchical_wf1`
+    with one fold)."""
     b, s = seed_idx.shape
-    shape = confusions[0].shape[1:]
-    total = np.zeros((b, s, int(np.prod(shape))))
-    for j, conf in enumerate(confusions):
-        sel = seed_idx == j
-        flat = np.asarray(conf, dtype=np.float64).reshape(len(conf), -1)
-        total[sel] = counts[sel][:, : len(conf)] @ flat
-    return f1_scores(total.reshape(b, s, *shape))["wf1"]
+    one = Draws(
+        np.zeros((b, 1), dtype=np.int64), seed_idx[:, None], np.ones((b, 1, s), dtype=bool),
+        counts[:, None], True,
+    )  # fmt: skip
+    return hierarchical_wf1([list(confusions)], one)[:, 0]
+
+
+def hierarchical_wf1(confusions: Sequence[Sequence[np.ndarray]], draws: Draws) -> np.ndarray:
+    """wF1 [B, F, S_max] of one arm on every drawn (fold, seed, dialogue multiset):
+    ``confusions[f][s]`` is the arm's per-dialogue confusion counts [D_fs, K, K'] at fold f's
+    seed s (unused seed slots: 0)."""
+    b, f, s_max = draws.seed_idx.shape
+    shape = confusions[0][0].shape[1:]
+    total = np.zeros((b, f, s_max, int(np.prod(shape))))
+    fold = np.broadcast_to(draws.fold_idx[..., None], draws.seed_idx.shape)
+    for i, seeds in enumerate(confusions):
+        for j, conf in enumerate(seeds):
+            sel = (fold == i) & (draws.seed_idx == j) & draws.seed_valid
+            flat = np.asarray(conf, dtype=np.float64).reshape(len(conf), -1)
+            total[sel] = draws.counts[sel][:, : len(conf)] @ flat
+    return f1_scores(total.reshape(b, f, s_max, *shape))["wf1"]
+
+
+def replicate_mean(values: np.ndarray, draws: Draws) -> np.ndarray:
+    """[B]: per resample, the mean over its drawn folds of the mean over each fold's drawn
+    seeds of ``values`` [B, F, S_max] (with one fold: the mean over the drawn seeds)."""
+    if draws.balanced:
+        per_fold = values.mean(-1)
+    else:
+        per_fold = np.where(draws.seed_valid, values, 0.0).sum(-1) / draws.seed_valid.sum(-1)
+    return per_fold.mean(-1)
 
 
 def _interval(replicates: np.ndarray, level: float) -> tuple[float, float]:
@@ -146,27 +239,91 @@ def _full_wf1(conf: np.ndarray) -> float:
     return float(f1_scores(np.asarray(conf).sum(0))["wf1"])
 
 
+def _fold_mean(per_fold: Sequence[Sequence[float]]) -> float:
+    """The mean over folds of the mean over each fold's seeds (one fold: the seeds' mean)."""
+    return float(np.mean([np.mean(x) for x in per_fold]))
+
+
+def _sizes(confusions) -> list[list[int]]:
+    return [[len(c) for c in seeds] for seeds in confusions]
+
+
+def hierarchical_arm_interval(confusions, n_boot=N_BOOT, seed=BOOT_SEED, level=LEVEL) -> dict:
+    """One arm over folds and seeds (``confusions[f][s]``: fold f's seed s, per-dialogue
+    confusion counts): test wF1 (points) per fold and seed, the mean over folds of the
+    per-fold means over seeds, and the hierarchical bootstrap CI of that mean."""
+    per_rep = [[100 * _full_wf1(c) for c in seeds] for seeds in confusions]
+    draws = hierarchical_draws(_sizes(confusions), n_boot, seed)
+    reps = 100 * replicate_mean(hierarchical_wf1(confusions, draws), draws)
+    return {"per_replicate": per_rep, "mean": _fold_mean(per_rep), "ci": _interval(reps, level)}
+
+
+def hierarchical_paired_difference(
+    conf_a, conf_b, n_boot=N_BOOT, seed=BOOT_SEED, level=LEVEL
+) -> dict:
+    """Arm A minus arm B in wF1 points over folds and seeds (``conf_a[f][s]``,
+    ``conf_b[f][s]``: the two arms' per-dialogue confusions [D, K, K'] at fold f's seed s,
+    on the same dialogues): per fold and seed, the mean over folds of the per-fold means,
+    and the CI of that mean by the paired hierarchical bootstrap (one draw for both arms)."""
+    same = len(conf_a) == len(conf_b) and all(
+        len(x) == len(y) and all(np.shape(u) == np.shape(v) for u, v in zip(x, y))
+        for x, y in zip(conf_a, conf_b)
+    )
+    if not same:
+        raise ValueError("paired_difference: both arms need the same folds, seeds and dialogues")
+    per_rep = [
+        [100 * (_full_wf1(u) - _full_wf1(v)) for u, v in zip(x, y)] for x, y in zip(conf_a, conf_b)
+    ]
+    draws = hierarchical_draws(_sizes(conf_a), n_boot, seed)
+    diff = hierarchical_wf1(conf_a, draws) - hierarchical_wf1(conf_b, draws)
+    reps = 100 * replicate_mean(diff, draws)
+    return {"per_replicate": per_rep, "mean": _fold_mean(per_rep), "ci": _interval(reps, level)}
+
+
 def arm_interval(confusions, n_boot=N_BOOT, seed=BOOT_SEED, level=LEVEL) -> dict:
-    """One arm: per-seed test wF1 (points), their mean, and the bootstrap CI of the mean."""
-    per_seed = [100 * _full_wf1(c) for c in confusions]
-    seed_idx, counts = bootstrap_draws([len(c) for c in confusions], n_boot, seed)
-    reps = 100 * resampled_wf1(confusions, seed_idx, counts).mean(-1)
-    return {"per_seed": per_seed, "mean": float(np.mean(per_seed)), "ci": _interval(reps, level)}
+    """One arm: per-seed test wF1 (points), their mean, and the bootstrap CI of the mean
+    (:func:`hierarchical_arm_interval` with one fold)."""
+    res = hierarchical_arm_interval([list(confusions)], n_boot, seed, level)
+    return {"per_seed": res["per_replicate"][0], "mean": res["mean"], "ci": res["ci"]}
 
 
 def paired_difference(conf_a, conf_b, n_boot=N_BOOT, seed=BOOT_SEED, level=LEVEL) -> dict:
     """Arm A minus arm B in wF1 points: per seed (``conf_a[s]``, ``conf_b[s]``: the two arms'
     per-dialogue confusions [D_s, K, K'] on the same dialogues), the mean over seeds, and the
-    CI of the mean by the paired bootstrap (one draw for both arms)."""
+    CI of the mean by the paired bootstrap (one draw for both arms;
+    :func:`hierarchical_paired_difference` with one fold)."""
     if len(conf_a) != len(conf_b) or any(
         np.shape(x) != np.shape(y) for x, y in zip(conf_a, conf_b)
     ):
         raise ValueError("paired_difference: both arms need the same seeds and dialogues")
-    per_seed = [100 * (_full_wf1(x) - _full_wf1(y)) for x, y in zip(conf_a, conf_b)]
-    seed_idx, counts = bootstrap_draws([len(c) for c in conf_a], n_boot, seed)
-    diff = resampled_wf1(conf_a, seed_idx, counts) - resampled_wf1(conf_b, seed_idx, counts)
-    reps = 100 * diff.mean(-1)
-    return {"per_seed": per_seed, "mean": float(np.mean(per_seed)), "ci": _interval(reps, level)}
+    res = hierarchical_paired_difference([list(conf_a)], [list(conf_b)], n_boot, seed, level)
+    return {"per_seed": res["per_replicate"][0], "mean": res["mean"], "ci": res["ci"]}
+
+
+def replicates_needed(half_width: float, distance: float, n_now: int) -> int | None:
+    """The replicates (seeds; fold x seed pairs under loso) at which the CI would stop
+    straddling the decision boundary, if its half-width shrinks as 1/sqrt(n) at the spread
+    observed: ``ceil(n_now * (half_width / distance)^2)``, at least 1; None (no number
+    would) when ``distance`` is 0 and the CI has a width."""
+    if half_width <= 0:
+        return 1
+    if distance <= 0:
+        return None
+    return max(1, math.ceil(n_now * (half_width / distance) ** 2))
+
+
+def power(kind: str, mean: float, lo: float, hi: float, n_now: int, margin: float) -> dict:
+    """A claim's power: ``half_width`` (hi - lo) / 2; ``distance`` of the observed mean from
+    the decision boundary: |mean| for "beats", | margin - |mean| | for "comparable";
+    ``replicates`` (n_now) and ``replicates_needed`` (:func:`replicates_needed`)."""
+    half = (hi - lo) / 2
+    distance = abs(mean) if kind == "beats" else abs(margin - abs(mean))
+    return {
+        "half_width": half,
+        "distance": distance,
+        "replicates": n_now,
+        "replicates_needed": replicates_needed(half, distance, n_now),
+    }
 
 
 def verdict_beats(lo: float, hi: float) -> str:
@@ -192,11 +349,12 @@ def verdict_comparable(lo: float, hi: float, margin: float) -> str:
 
 @dataclass
 class Arm:
-    """One experiment of the comparison: its configuration's runs, by seed."""
+    """One experiment of the comparison: its configuration's runs, by fold (under loso) and
+    seed."""
 
     experiment: str
     note: str
-    runs: list = field(default_factory=list)  # Run objects, sorted by seed
+    runs: list = field(default_factory=list)  # Run objects, sorted by (fold, seed)
     problem: str | None = None  # why it cannot enter a paired claim
 
     @property
@@ -206,6 +364,27 @@ class Arm:
     @property
     def seeds(self) -> list:
         return [r.seed for r in self.runs]
+
+    @property
+    def replicates(self) -> list[tuple]:
+        """(fold, seed) of each run (fold None under the paper protocol)."""
+        return [(r.fold, r.seed) for r in self.runs]
+
+    @property
+    def loso(self) -> bool:
+        return any(r.fold is not None for r in self.runs)
+
+    def by_fold(self, items=None) -> list[list]:
+        """``items`` (default: the runs), one per run, grouped by the runs' folds in order."""
+        items = self.runs if items is None else items
+        out: dict = {}
+        for r, x in zip(self.runs, items):
+            out.setdefault(r.fold, []).append(x)
+        return list(out.values())
+
+
+def _replicate_key(run) -> tuple:
+    return (run.fold is None, run.fold or 0, run.seed is None, run.seed or 0)
 
 
 def _fits(run, evaluated) -> bool:
@@ -218,7 +397,9 @@ def _fits(run, evaluated) -> bool:
 
 def comparison_arms(report) -> tuple[dict[str, Arm], tuple | None]:
     """The comparison's experiments found among the report's runs (name -> Arm, in table
-    order) and the (label set, data) they were chosen on."""
+    order) and the (label set, data) they were chosen on; under loso the data set without
+    the fold, an arm holding its configuration's runs of every fold (one configuration per
+    fold: each fold's best on dev)."""
     specs = COMPARISON + REFERENCE
     cands: dict[str, list] = {}
     for name, evaluated, _ in specs:
@@ -231,21 +412,28 @@ def comparison_arms(report) -> tuple[dict[str, Arm], tuple | None]:
             cands[name] = groups
     if not cands:
         return {}, None
-    contexts = Counter((g.first.label_set, g.first.data) for gs in cands.values() for g in gs)
+    contexts = Counter((g.first.label_set, g.first.dataset) for gs in cands.values() for g in gs)
     context = max(contexts, key=contexts.get)  # the most common; ties: the first seen
     arms = {}
     for name, _, note in specs:
-        groups = [g for g in cands.get(name, []) if (g.first.label_set, g.first.data) == context]
-        if not groups:
+        folds: dict = {}
+        for g in cands.get(name, []):
+            if (g.first.label_set, g.first.dataset) == context:
+                folds.setdefault(g.first.fold, []).append(g)
+        if not folds:
             continue
-        arm = Arm(name, note, sorted(groups[0].runs, key=lambda r: (r.seed is None, r.seed or 0)))
-        if len(groups) > 1:
-            mods = ", ".join("+".join(g.first.modalities) for g in groups)
+        runs = [r for groups in folds.values() for r in groups[0].runs]
+        arm = Arm(name, note, sorted(runs, key=_replicate_key))
+        several = next((groups for groups in folds.values() if len(groups) > 1), None)
+        if several:
+            mods = ", ".join("+".join(g.first.modalities) for g in several)
             arm.problem = f"{name} has several configurations on this data (trained on {mods})"
-        seeds = arm.seeds
-        if len(set(seeds)) != len(seeds):
-            dup = sorted({s for s in seeds if seeds.count(s) > 1}, key=str)
-            arm.problem = arm.problem or f"{name} has several runs with seed {dup[0]}"
+        reps = arm.replicates
+        dup = sorted({x for x in reps if reps.count(x) > 1}, key=str)
+        if dup and not arm.problem:
+            fold, s = dup[0]
+            where = f"seed {s}" if fold is None else f"fold {fold} seed {s}"
+            arm.problem = f"{name} has several runs with {where}"
         arms[name] = arm
     return arms, context
 
@@ -296,6 +484,42 @@ def _seeds(seeds) -> str:
     return ",".join("-" if s is None else str(s) for s in seeds)
 
 
+def _replicates(folds, seeds) -> str:
+    """The seeds (paper), or the fold x seed pairs: ``folds 1,2 × seeds 0,1`` for a full
+    grid, else ``1/0,2/1``."""
+    if not folds:
+        return _seeds(seeds)
+    pairs = list(zip(folds, seeds))
+    fs = sorted(set(folds), key=str)
+    ss = sorted(set(seeds), key=str)
+    if len(pairs) == len(set(pairs)) == len(fs) * len(ss):
+        return f"folds {_seeds(fs)} × seeds {_seeds(ss)}"
+    return ",".join(f"{f}/{'-' if s is None else s}" for f, s in pairs)
+
+
+def _unit(loso: bool, n: int) -> str:
+    if loso:
+        return "fold × seed replicate" + "s" * (n != 1)
+    return "seed" + "s" * (n != 1)
+
+
+def decision_note(row: dict) -> str:
+    """What the claim's CI says about power: its half-width and the replicates a decision
+    would need at this spread (:func:`power`)."""
+    h, n, need = row["half_width"], row["replicates"], row["replicates_needed"]
+    loso = bool(row["folds"])
+    text = f"CI half-width {h:.2f} points; "
+    if row["verdict"].startswith("undecided"):
+        if need is None:
+            return text + (
+                f"the mean sits on the decision boundary: no number of {_unit(loso, 2)} "
+                "would decide it at this spread"
+            )
+        return text + f"about {need} {_unit(loso, need)} would decide it at this spread"
+    about = "" if need is None else f" (about {need} would at this spread)"
+    return text + f"decided with {n} {_unit(loso, n)}{about}"
+
+
 def evaluate_claim(spec: ClaimSpec, arms: dict, cache: dict, margin, n_boot, seed) -> dict:
     """One claim line as a JSON-ready dict (see :func:`analyse`)."""
     text = spec.text + (f" (within ±{margin:g} wF1 points)" if spec.kind == "comparable" else "")
@@ -306,12 +530,18 @@ def evaluate_claim(spec: ClaimSpec, arms: dict, cache: dict, margin, n_boot, see
         "a": spec.a,
         "b": spec.b,
         "margin": margin if spec.kind == "comparable" else None,
+        "folds": [],
         "seeds": [],
         "differences": [],
+        "fold_means": [],
         "mean": None,
         "ci_low": None,
         "ci_high": None,
+        "half_width": None,
+        "replicates": None,
+        "replicates_needed": None,
         "verdict": None,
+        "decision": None,
         "reason": None,
     }
 
@@ -327,50 +557,69 @@ def evaluate_claim(spec: ClaimSpec, arms: dict, cache: dict, margin, n_boot, see
     for arm in (a, b):
         if arm.problem:
             return skip(f"no paired runs: {arm.problem}")
-    if None in a.seeds or None in b.seeds or sorted(a.seeds) != sorted(b.seeds):
+    loso = a.loso or b.loso
+    if None in a.seeds or None in b.seeds or a.replicates != b.replicates:
+        if not loso:
+            return skip(
+                f"no paired runs: seeds differ ({a.experiment} {_seeds(a.seeds)}; "
+                f"{b.experiment} {_seeds(b.seeds)})"
+            )
+        fa, fb = ([r.fold for r in x.runs] for x in (a, b))
         return skip(
-            f"no paired runs: seeds differ ({a.experiment} {_seeds(a.seeds)}; "
-            f"{b.experiment} {_seeds(b.seeds)})"
+            f"no paired runs: fold × seed pairs differ ({a.experiment} "
+            f"{_replicates(fa, a.seeds)}; {b.experiment} {_replicates(fb, b.seeds)})"
         )
     pa, why = _arm_predictions(a, cache)
     pb, why_b = (None, None) if pa is None else _arm_predictions(b, cache)
     if pa is None or pb is None:
         return skip(f"no paired runs: {why or why_b}")
-    conf_a, conf_b = [], []
-    for s, x, y in zip(a.seeds, pa, pb):
+    for (f, s), x, y in zip(a.replicates, pa, pb):
         if not x.same_items(y):
-            return skip(f"no paired runs: different test data at seed {s}")
-        conf_a.append(x.dialogues()[1])
-        conf_b.append(y.dialogues()[1])
-    res = paired_difference(conf_a, conf_b, n_boot=n_boot, seed=seed)
+            where = f"seed {s}" if f is None else f"fold {f} seed {s}"
+            return skip(f"no paired runs: different test data at {where}")
+    conf_a = a.by_fold([x.dialogues()[1] for x in pa])
+    conf_b = a.by_fold([y.dialogues()[1] for y in pb])
+    res = hierarchical_paired_difference(conf_a, conf_b, n_boot=n_boot, seed=seed)
     lo, hi = res["ci"]
     row.update(
+        folds=[r.fold for r in a.runs] if loso else [],
         seeds=list(a.seeds),
-        differences=res["per_seed"],
+        differences=[d for fold in res["per_replicate"] for d in fold],
+        fold_means=[float(np.mean(x)) for x in res["per_replicate"]] if loso else [],
         mean=res["mean"],
         ci_low=lo,
         ci_high=hi,
         verdict=verdict_comparable(lo, hi, margin)
         if spec.kind == "comparable"
         else verdict_beats(lo, hi),
+        **{
+            k: v
+            for k, v in power(spec.kind, res["mean"], lo, hi, len(a.runs), margin).items()
+            if k != "distance"
+        },
     )
+    row["decision"] = decision_note(row)
     return row
 
 
 def comparison_row(arm: Arm, cache: dict, n_boot, seed) -> dict:
-    """One experiment's row: mean test wF1 over its runs (metrics.json) and its CI (bootstrap
-    over seeds and test dialogues, from the predictions; None without them)."""
+    """One experiment's row: mean test wF1 over its runs (metrics.json; under loso the mean
+    over folds of the per-fold means over seeds, each fold's in ``fold_wf1``) and its CI
+    (bootstrap over folds, seeds and test dialogues, from the predictions; None without
+    them)."""
     r = arm.first
-    wf1 = [100 * float(x.test["wf1"]) for x in arm.runs]
+    wf1 = arm.by_fold([100 * float(x.test["wf1"]) for x in arm.runs])
     row = {
         "experiment": arm.experiment,
         "note": arm.note,
         "recipe": r.recipe,
         "modalities": "+".join(r.modalities),
         "eval_modalities": "+".join(r.eval_modalities),
+        "folds": [x.fold for x in arm.runs] if arm.loso else [],
         "seeds": [x.seed for x in arm.runs],
         "n": len(arm.runs),
-        "wf1_mean": float(np.mean(wf1)),
+        "wf1_mean": _fold_mean(wf1),
+        "fold_wf1": [float(np.mean(x)) for x in wf1] if arm.loso else [],
         "ci_low": None,
         "ci_high": None,
         "ci_reason": None,
@@ -379,17 +628,19 @@ def comparison_row(arm: Arm, cache: dict, n_boot, seed) -> dict:
     if preds is None:
         row["ci_reason"] = why
         return row
-    res = arm_interval([p.dialogues()[1] for p in preds], n_boot=n_boot, seed=seed)
+    conf = arm.by_fold([p.dialogues()[1] for p in preds])
+    res = hierarchical_arm_interval(conf, n_boot=n_boot, seed=seed)
     row["ci_low"], row["ci_high"] = res["ci"]
     return row
 
 
 def analyse(report, margin=MARGIN, n_boot=N_BOOT, seed=BOOT_SEED) -> dict | None:
-    """The claims section as JSON-ready data: ``context`` (label set, data), ``bootstrap``
-    (resamples, RNG seed, level), ``comparison`` (one row per experiment found), ``claims``
-    (one row per claim: number, claim, text, a, b, margin, seeds, differences (points, per
-    seed), mean, ci_low, ci_high, verdict, reason). None unless at least two of the
-    comparison's experiments are among the runs."""
+    """The claims section as JSON-ready data: ``context`` (label set, data, protocol, folds),
+    ``bootstrap`` (resamples, RNG seed, level, margin), ``comparison`` (one row per
+    experiment found), ``claims`` (one row per claim: number, claim, text, a, b, margin,
+    folds and seeds of the pairs, differences (points, per pair), fold_means, mean, ci_low,
+    ci_high, half_width, replicates, replicates_needed, verdict, decision, reason). None
+    unless at least two of the comparison's experiments are among the runs."""
     arms, context = comparison_arms(report)
     if sum(1 for name, _, _ in COMPARISON if name in arms) < 2:
         return None
@@ -399,8 +650,14 @@ def analyse(report, margin=MARGIN, n_boot=N_BOOT, seed=BOOT_SEED) -> dict | None
         for spec in CLAIMS
         if not spec.optional or spec.a in arms
     ]
+    folds = sorted({r.fold for arm in arms.values() for r in arm.runs if r.fold is not None})
     return {
-        "context": {"label_set": context[0], "data": context[1]},
+        "context": {
+            "label_set": context[0],
+            "data": context[1],
+            "protocol": "loso" if folds else "paper",
+            "folds": folds,
+        },
         "bootstrap": {"resamples": n_boot, "seed": seed, "level": LEVEL, "margin": margin},
         "comparison": [comparison_row(arm, cache, n_boot, seed) for arm in arms.values()],
         "claims": claims,
@@ -417,39 +674,97 @@ def _signed(v: float) -> str:
     return f"{v:+.2f}"
 
 
+POWER_NOTE = (
+    "Power: ± is the CI's half-width h = (high − low) / 2; n needed = ⌈n · (h / d)²⌉, n "
+    "the {unit} now, d the distance of the mean from the decision boundary (|mean| for "
+    '"beats", |m − |mean|| for "comparable within ±m"): the {unit} at which the CI, '
+    "shrinking as 1/√n at the spread observed, would stop straddling the boundary (a rough "
+    "guide; ∞: the mean sits on the boundary)."
+)
+
+
 def claim_line(c: dict) -> list[str]:
-    """A claim's cells: #, claim, A − B, seeds, per-seed differences, mean, CI, verdict."""
+    """A claim's cells: #, claim, A − B, seeds (or fold × seed pairs), per-seed (per-fold)
+    differences, mean, CI, half-width, replicates needed, verdict (an undecided one says
+    what would decide it)."""
     pair = f"{c['a']} − {c['b']}"
     if c["verdict"] == "skipped":
-        return [str(c["number"]), c["text"], pair, "", "", "", "", f"skipped: {c['reason']}"]
+        return [str(c["number"]), c["text"], pair, *[""] * 6, f"skipped: {c['reason']}"]
+    per = c["fold_means"] if c["folds"] else c["differences"]
+    need = c["replicates_needed"]
+    verdict = c["verdict"]
+    if verdict.startswith("undecided"):
+        verdict += f": {c['decision']}"
     return [
         str(c["number"]),
         c["text"],
         pair,
-        _seeds(c["seeds"]),
-        ", ".join(_signed(d) for d in c["differences"]),
+        _replicates(c["folds"], c["seeds"]),
+        ", ".join(_signed(d) for d in per),
         _signed(c["mean"]),
         f"[{_signed(c['ci_low'])}, {_signed(c['ci_high'])}]",
-        c["verdict"],
+        f"{c['half_width']:.2f}",
+        "∞" if need is None else str(need),
+        verdict,
     ]
 
 
+def fold_table(result: dict) -> str:
+    """Under loso: each experiment's test wF1 per fold (mean over its seeds) and the mean
+    over folds, as Markdown; "" for the paper protocol."""
+    from bridging.report import markdown_table
+
+    folds = result["context"].get("folds") or []
+    if not folds:
+        return ""
+    body = []
+    for row in result["comparison"]:
+        by_fold = dict(zip(sorted(set(row["folds"])), row["fold_wf1"]))
+        cells = [f"{by_fold[k]:.2f}" if k in by_fold else "" for k in folds]
+        body.append([row["experiment"], row["eval_modalities"], *cells, f"{row['wf1_mean']:.2f}"])
+    head = ["experiment", "evaluated on", *(f"fold {k}" for k in folds), "mean"]
+    return markdown_table(head, body)
+
+
 def markdown(result: dict) -> str:
-    """The Claims section (Markdown): the comparison's rows with their CIs, then one line per
-    claim."""
+    """The Claims section (Markdown): under loso first the per-fold table; the comparison's
+    rows with their CIs, then one line per claim with its power."""
     from bridging.report import markdown_table
 
     ctx, boot = result["context"], result["bootstrap"]
     level = f"{100 * boot['level']:g}%"
     data = f"{ctx['data']}, " if ctx["data"] else ""
-    parts = [
-        "## Claims",
-        "",
-        f"On {data}{ctx['label_set']}: test weighted F1 in %, mean over seeds; {level} CI by "
-        f"bootstrap over seeds and test dialogues ({boot['resamples']} resamples, RNG seed "
-        f"{boot['seed']}).",
-        "",
-    ]
+    loso = bool(ctx.get("folds"))
+    draws = f"({boot['resamples']} resamples, RNG seed {boot['seed']})"
+    parts = []
+    if loso:
+        parts += [
+            "## Test weighted F1 per fold",
+            "",
+            f"On {data}{ctx['label_set']} (fold k tests on session k): test weighted F1 in %, "
+            "mean over each fold's seeds; the last column is the mean over folds.",
+            "",
+            fold_table(result),
+            "",
+        ]
+        parts += [
+            "## Claims",
+            "",
+            f"On {data}{ctx['label_set']}: test weighted F1 in %, mean over folds "
+            f"{_seeds(ctx['folds'])} of the mean over each fold's seeds; {level} CI by "
+            "hierarchical bootstrap: folds resampled with replacement, then within each drawn "
+            "fold its seeds, then within each drawn (fold, seed) its test dialogues "
+            f"{draws}.",
+            "",
+        ]
+    else:
+        parts += [
+            "## Claims",
+            "",
+            f"On {data}{ctx['label_set']}: test weighted F1 in %, mean over seeds; {level} CI "
+            f"by bootstrap over seeds and test dialogues {draws}.",
+            "",
+        ]
     body = []
     for row in result["comparison"]:
         ci = (
@@ -463,33 +778,48 @@ def markdown(result: dict) -> str:
                 row["note"],
                 row["modalities"],
                 row["eval_modalities"],
-                _seeds(row["seeds"]),
+                _replicates(row["folds"], row["seeds"]),
                 f"{row['wf1_mean']:.2f}",
                 ci,
             ]
         )
-    head = ["experiment", "what", "trained on", "evaluated on", "seeds", "wF1 %", f"{level} CI"]
+    reps = "folds × seeds" if loso else "seeds"
+    head = ["experiment", "what", "trained on", "evaluated on", reps, "wF1 %", f"{level} CI"]
     parts += [markdown_table(head, body), ""]
-    parts += [
-        "Each claim: the paired difference A − B in wF1 points (same seed, same test "
-        f"dialogues), per seed and its mean; {level} CI by bootstrap (seeds resampled with "
-        "replacement, then each seed's test dialogues, one draw for both arms). A claim "
-        '"beats" holds when the CI lies above 0; "comparable" when it lies within the '
-        "margin.",
-        "",
-    ]
-    head = ["#", "claim", "A − B", "seeds", "per seed", "mean", f"{level} CI", "verdict"]
+    if loso:
+        parts += [
+            "Each claim: the paired difference A − B in wF1 points (same fold, same seed, "
+            "same test dialogues), per fold (the mean over its seeds) and the mean over "
+            f"folds; {level} CI by hierarchical bootstrap (folds resampled with replacement, "
+            "then each drawn fold's seeds, then each drawn (fold, seed)'s test dialogues, one "
+            'draw for both arms). A claim "beats" holds when the CI lies above 0; '
+            '"comparable" when it lies within the margin.',
+            "",
+        ]
+    else:
+        parts += [
+            "Each claim: the paired difference A − B in wF1 points (same seed, same test "
+            f"dialogues), per seed and its mean; {level} CI by bootstrap (seeds resampled with "
+            "replacement, then each seed's test dialogues, one draw for both arms). A claim "
+            '"beats" holds when the CI lies above 0; "comparable" when it lies within the '
+            "margin.",
+            "",
+        ]
+    parts += [POWER_NOTE.format(unit="fold × seed replicates" if loso else "seeds"), ""]
+    per = "per fold" if loso else "per seed"
+    head = ["#", "claim", "A − B", reps, per, "mean", f"{level} CI", "±", "n needed", "verdict"]
     parts += [markdown_table(head, [claim_line(c) for c in result["claims"]]), ""]
     return "\n".join(parts)
 
 
 CLAIM_COLUMNS = (
-    "number", "claim", "text", "a", "b", "margin", "seeds", "differences", "mean", "ci_low",
-    "ci_high", "verdict", "reason",
+    "number", "claim", "text", "a", "b", "margin", "folds", "seeds", "differences",
+    "fold_means", "mean", "ci_low", "ci_high", "half_width", "replicates", "replicates_needed",
+    "verdict", "decision", "reason",
 )  # fmt: skip
 COMPARISON_COLUMNS = (
-    "experiment", "note", "recipe", "modalities", "eval_modalities", "seeds", "n", "wf1_mean",
-    "ci_low", "ci_high", "ci_reason",
+    "experiment", "note", "recipe", "modalities", "eval_modalities", "folds", "seeds", "n",
+    "wf1_mean", "fold_wf1", "ci_low", "ci_high", "ci_reason",
 )  # fmt: skip
 
 
@@ -517,12 +847,20 @@ __all__ = [
     "COMPARISON",
     "REFERENCE",
     "ClaimSpec",
+    "Draws",
     "analyse",
     "arm_interval",
     "bootstrap_draws",
     "comparison_arms",
+    "fold_table",
+    "hierarchical_arm_interval",
+    "hierarchical_draws",
+    "hierarchical_paired_difference",
+    "hierarchical_wf1",
     "markdown",
     "paired_difference",
+    "power",
+    "replicates_needed",
     "resampled_wf1",
     "verdict_beats",
     "verdict_comparable",

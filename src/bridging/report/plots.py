@@ -13,6 +13,7 @@ from pathlib import Path
 from bridging.files import atomic_write_bytes
 from bridging.report.runs import (
     KD_KEYS,
+    LOSO_PLOT_FILES,
     MASK_DEFAULT_KEYS,
     PLOT_FILES,
     Run,
@@ -229,7 +230,8 @@ def plot_confusions(report: Report, max_panels: int = 16):
 
 def make_figures(report: Report) -> dict:
     """name -> matplotlib Figure for every plot the runs allow (kd, masked, confusion, and
-    with the comparison's runs: comparison, teacher_vs_student, audio_vs_masked)."""
+    with the comparison's runs: comparison, teacher_vs_student, audio_vs_masked; under
+    leave-one-session-out also per_fold)."""
     from bridging.report.figures import claim_figures
 
     figs = {
@@ -245,13 +247,14 @@ def make_figures(report: Report) -> dict:
 def write_plots(report: Report, out_dir) -> dict:
     """Write the plots the runs allow as PNGs in ``out_dir`` (atomically); name -> path."""
     out_dir = Path(out_dir)
+    files = {**PLOT_FILES, **LOSO_PLOT_FILES}
     return {
-        name: save_figure(fig, out_dir / PLOT_FILES[name])
-        for name, fig in make_figures(report).items()
+        name: save_figure(fig, out_dir / files[name]) for name, fig in make_figures(report).items()
     }
 
 
 __all__ = [
+    "LOSO_PLOT_FILES",
     "PLOT_FILES",
     "make_figures",
     "plot_confusions",

@@ -26,6 +26,8 @@ PLOT_FILES = {
     "teacher_vs_student": "confusion_teacher_vs_student.png",
     "audio_vs_masked": "confusion_audio_only_vs_masked.png",
 }
+#: the plots of leave-one-session-out comparisons only (written by :func:`write_plots` too)
+LOSO_PLOT_FILES = {"per_fold": "per_fold_wf1.png"}
 KD_KEYS = ("kd.temperature", "kd.alpha")
 MASK_DEFAULT_KEYS = ("mask.p_audio_full", "mask.p_other_full", "mask.p")
 
@@ -61,6 +63,13 @@ class Run:
     #: the training precision (``32-true``, ``bf16-mixed`` ...); None for runs made before
     #: it was recorded, and for the reference rows, which train nothing
     precision: str | None = None
+    #: the split protocol of the run's data (docs/protocols.md): ``paper`` (also for runs
+    #: made before it was recorded) or ``loso``, and under ``loso`` the fold (test session)
+    protocol: str = "paper"
+    fold: int | None = None
+    #: the data set without the fold (``data`` names the fold too): what the folds of one
+    #: leave-one-session-out comparison share
+    dataset: str = ""
 
     def value(self, key: str):
         """A hyper-parameter (``hparams[key]``), else a dotted path into the metrics."""
@@ -140,8 +149,21 @@ def _check_split(path: Path, metrics: dict, split: str, required: bool) -> dict 
     return res
 
 
-def _data_label(data) -> str:
-    """A short name of the data a run used: the file (or format) and its utterance count."""
+def data_protocol(data) -> tuple[str, int | None, str | None]:
+    """(protocol, fold, dev rule) of a run's data summary: ``("paper", None, ...)`` for the
+    paper protocol and for runs made before the protocol was recorded."""
+    if not isinstance(data, dict) or data.get("protocol") != "loso":
+        return "paper", None, None
+    fold = data.get("fold")
+    fold = fold if isinstance(fold, int) and not isinstance(fold, bool) else None
+    rule = data.get("dev_rule")
+    return "loso", fold, rule if isinstance(rule, str) else None
+
+
+def _data_label(data, with_fold: bool = True) -> str:
+    """A short name of the data a run used: the file (or format) and its utterance count;
+    under ``loso`` the protocol, the dev rule unless the default (next_session) and, with
+    ``with_fold``, the fold (runs of different folds are different data, not seeds of one)."""
     if not isinstance(data, dict):
         return ""
     name = Path(data["path"]).name if data.get("path") else str(data.get("format") or "")
@@ -149,7 +171,12 @@ def _data_label(data) -> str:
     for s in (data.get("splits") or {}).values():
         if isinstance(s, dict) and isinstance(s.get("utterances"), int):
             n += s["utterances"]
-    return f"{name} ({n} utt)" if n else name
+    label = f"{name} ({n} utt)" if n else name
+    protocol, fold, rule = data_protocol(data)
+    if protocol == "paper":
+        return label
+    label += ", loso" + (f" fold {fold}" if with_fold and fold is not None else "")
+    return label + (f", dev {rule}" if rule and rule != "next_session" else "")
 
 
 def _parent_of_eval(path: Path, metrics: dict) -> dict | None:
@@ -198,6 +225,7 @@ def load_run(path) -> Run | None:
     def mods(v):
         return tuple(v) if isinstance(v, (list, tuple)) else (() if v is None else (str(v),))
 
+    protocol, fold, _ = data_protocol(m.get("data"))
     label_names = m.get("label_names")
     if not isinstance(label_names, list):
         confusion = test.get("confusion")
@@ -220,6 +248,9 @@ def load_run(path) -> Run | None:
         data=_data_label(m.get("data")),
         raw=m,
         precision=str(src["precision"]) if src.get("precision") else None,
+        protocol=protocol,
+        fold=fold,
+        dataset=_data_label(m.get("data"), with_fold=False),
     )
 
 

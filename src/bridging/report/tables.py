@@ -41,6 +41,14 @@ class Report:
         self.runs = sorted(self.runs, key=self._row_key)
         self._claims = None
 
+    def selection(self) -> dict:
+        """The model-selection diagnostic (:mod:`bridging.report.selection`): the Spearman
+        rank correlation of dev and test wF1 over the runs with both, with n (per fold too
+        under loso)."""
+        from bridging.report.selection import selection_diagnostic
+
+        return selection_diagnostic(self.runs)
+
     def claims(self) -> dict | None:
         """The Claims section's data (:func:`bridging.report.claims.analyse`; computed once),
         None when the runs do not include the comparison. ReportError for a malformed
@@ -259,6 +267,11 @@ class Report:
             from bridging.report.claims import markdown as claims_markdown
 
             parts += [claims_markdown(claims).rstrip("\n"), ""]
+        from bridging.report.selection import markdown as selection_markdown
+
+        selection = selection_markdown(self.selection())
+        if selection:
+            parts += [selection.rstrip("\n"), ""]
         if plots:
             parts += ["## Plots", ""]
             base = Path(relative_to) if relative_to is not None else None
@@ -268,9 +281,11 @@ class Report:
         return "\n".join(parts).rstrip() + "\n"
 
     def write_csv(self, path) -> tuple[Path, ...]:
-        """The runs table at ``path``, the seed groups at ``<stem>.grouped.csv`` and, with the
-        comparison's runs, ``<stem>.comparison.csv`` and ``<stem>.claims.csv``."""
+        """The runs table at ``path``, the seed groups at ``<stem>.grouped.csv``, the
+        model-selection diagnostic at ``<stem>.selection.csv`` and, with the comparison's
+        runs, ``<stem>.comparison.csv`` and ``<stem>.claims.csv``."""
         from bridging.report.claims import CLAIM_COLUMNS, COMPARISON_COLUMNS, flat_rows
+        from bridging.report.selection import COLUMNS as SELECTION_COLUMNS
 
         path = Path(path)
 
@@ -279,7 +294,8 @@ class Report:
 
         atomic_write_text(path, _csv(self.run_columns(), self.run_rows()))
         atomic_write_text(sibling("grouped"), _csv(self.group_columns(), self.group_rows()))
-        out = [path, sibling("grouped")]
+        atomic_write_text(sibling("selection"), _csv(SELECTION_COLUMNS, self.selection()["rows"]))
+        out = [path, sibling("grouped"), sibling("selection")]
         claims = self.claims()
         if claims is not None:
             for name, cols in (("comparison", COMPARISON_COLUMNS), ("claims", CLAIM_COLUMNS)):
@@ -288,7 +304,8 @@ class Report:
         return tuple(out)
 
     def to_json(self) -> dict:
-        """The runs, the seed groups and the claims section, JSON-ready."""
+        """The runs, the seed groups, the claims section and the model-selection
+        diagnostic, JSON-ready."""
         from bridging.report.claims import json_ready
 
         claims = self.claims()
@@ -297,6 +314,7 @@ class Report:
             "runs": self.run_rows(),
             "groups": self.group_rows(),
             "claims": None if claims is None else json_ready(claims),
+            "selection": self.selection(),
         }
 
 

@@ -6,7 +6,21 @@ student (from that seed's teacher); the masked model; the masked model without t
 authors' plain audio-dropout model. Once: the reference rows (per-utterance logistic
 regression on a and on a+v; on synthetic data the annotation ceiling). Then
 ``bridging-report`` over all of them: the table, the claims with their confidence intervals,
-and the figures (``<out>/report.md``, ``<out>/plots/``).
+and the figures (``<out>/report.md``, ``<out>/plots/``). Run dirs: ``<out>/<job>/seed<s>``.
+
+``--protocol loso`` (leave one IEMOCAP session out, docs/protocols.md): all of it for every
+fold (``--folds``, default 1..5; ``data.protocol=loso data.fold=k``: test session k, dev the
+next session) and seed, in ``<out>/<job>/fold<k>/seed<s>``; each student distils from the
+teacher of its own fold and seed, the speech-only evaluation is of that teacher, the
+reference rows are fitted once per fold. The report then adds the per-fold table and
+figure, and pairs the claims by (fold, seed) with a hierarchical bootstrap. MELD has no
+sessions: loso is refused for a MELD file.
+
+W&B: with ``logger=wandb`` (or ``logger=many``) among the extra overrides, every run of the
+comparison (the speech-only evaluations and reference rows too) is one W&B run in one group,
+``reproduce-<timestamp>`` (unless ``logger.wandb.group`` is given), of job type its
+experiment, named ``<experiment>/fold<k>/seed<s>`` (``<experiment>/seed<s>`` under paper),
+with the final test metrics in its summary.
 
 Scheduling: ``--jobs`` worker processes with ``--threads`` torch threads each; their product
 must not exceed the machine's cores (two 2-thread jobs on 2 cores run several times slower
@@ -113,14 +127,28 @@ def run_job(overrides: list[str], out_dir: str, threads: int) -> dict:
     """One training run in this (worker) process; returns its headline figures."""
     _quiet(threads)
     from bridging.runs.experiment import train
+    from bridging.tracking import finish_wandb
 
     cfg = _compose([f"paths.output_dir={out_dir}", *overrides])
     t0 = time.perf_counter()
-    metrics = train(cfg, output_dir=out_dir)
+    try:
+        metrics = train(cfg, output_dir=out_dir)
+    finally:  # a worker exits without atexit hooks: its W&B run must be closed here
+        finish_wandb()
     return {"out": out_dir, "wf1": metrics["test"]["wf1"], "s": time.perf_counter() - t0}
 
 
-def eval_speech_only(teacher_dir: str, out_dir: str, seed: int, threads: int) -> dict:
+def _track(wandb: dict | None, metrics: dict | None, out_dir: str) -> None:
+    """A job that trains no network (evaluation, reference row) as a W&B run of its own."""
+    if wandb and metrics is not None:
+        from bridging.tracking import summary_run
+
+        summary_run(metrics, out_dir, **wandb)
+
+
+def eval_speech_only(
+    teacher_dir: str, out_dir: str, seed: int, threads: int, wandb: dict | None = None
+) -> dict:
     """The av teacher evaluated speech-only (video zeroed), written as a run of its own."""
     _quiet(threads)
     from bridging.predictions import PREDICTIONS_FILE
@@ -153,24 +181,34 @@ def eval_speech_only(teacher_dir: str, out_dir: str, seed: int, threads: int) ->
     write_run(
         out_dir, metrics, title=f"{'+'.join(teacher['modalities'])} teacher, speech-only test"
     )
+    _track(wandb, metrics, out_dir)
     return {"out": out_dir, "wf1": metrics["test"]["wf1"], "s": 0.0}
 
 
-def logreg_job(overrides: list[str], modalities: list[str], out_dir: str, seed: int, threads: int):
+def logreg_job(
+    overrides: list[str],
+    modalities: list[str],
+    out_dir: str,
+    seed: int,
+    threads: int,
+    wandb: dict | None = None,
+):
     """A reference row: the per-utterance logistic regression (bridging.baselines)."""
     _quiet(threads)
     from bridging.baselines import run_logreg
 
     metrics = run_logreg(_compose(overrides), modalities, out_dir, seed)
+    _track(wandb, metrics, out_dir)
     return {"out": out_dir, "wf1": metrics["test"]["wf1"], "s": 0.0}
 
 
-def ceiling_job(overrides: list[str], out_dir: str, threads: int):
+def ceiling_job(overrides: list[str], out_dir: str, threads: int, wandb: dict | None = None):
     """A reference row on synthetic data: the latent emotion against the stored labels."""
     _quiet(threads)
     from bridging.baselines import write_ceiling_run
 
     metrics = write_ceiling_run(_compose(overrides), out_dir)
+    _track(wandb, metrics, out_dir)
     return {"out": out_dir, "wf1": None if metrics is None else metrics["test"]["wf1"], "s": 0.0}
 
 
@@ -178,7 +216,7 @@ def ceiling_job(overrides: list[str], out_dir: str, threads: int):
 class Job:
     """One unit of the comparison: a training run, an evaluation or a reference row."""
 
-    name: str
+    name: str  # also its run dir under the comparison's root, and its W&B run name
     kind: str  # train | eval | logreg | ceiling
     overrides: list[str] = field(default_factory=list)
     after: str | None = None
@@ -186,30 +224,112 @@ class Job:
     recipe: str | None = None  # the experiment whose epoch FLOPs this job costs
     modalities: list[str] | None = None
     seconds: float = 0.0  # FLOP-limit estimate
+    fold: int | None = None  # the leave-one-session-out fold (None: the paper protocol)
+
+    @property
+    def experiment(self) -> str:
+        """The experiment the job's run dir holds (its W&B job type)."""
+        return self.name.split("/")[0]
 
 
-def plan(
-    seeds, common: list[str], references: bool = True, profile: Profile = PROFILES["iemocap"]
-) -> list[Job]:
-    """Every job of the comparison, in dependency order. Each training run is its role's
-    preset of ``profile`` under the role's name (``experiment_name``), so the report pairs
-    the same claims on every corpus."""
+PROTOCOLS = ("paper", "loso")
+#: --protocol loso's default folds: every IEMOCAP session once
+FOLDS = (1, 2, 3, 4, 5)
+
+
+def fold_overrides(fold: int | None) -> list[str]:
+    """The data overrides of a leave-one-session-out fold ([] for the paper protocol)."""
+    return [] if fold is None else ["data.protocol=loso", f"data.fold={fold}"]
+
+
+def _plan_one(seeds, common, references, profile, fold) -> list[Job]:
+    """The jobs of one data split: the paper's (``fold`` None, dirs ``<job>/seed<s>``) or a
+    leave-one-session-out fold's (dirs ``<job>/fold<k>/seed<s>``)."""
+    where = "" if fold is None else f"fold{fold}/"
+    data = [*common, *fold_overrides(fold)]
     jobs = []
     for s in seeds:
+        teacher = f"teacher/{where}seed{s}"
         for name in RECIPES:
             preset = profile.presets[name]
-            ov = [f"experiment={preset}", f"experiment_name={name}", f"seed={s}", *common]
-            after = f"teacher/seed{s}" if name == "student_kd" else None
-            jobs.append(Job(f"{name}/seed{s}", "train", ov, after, s, name))
-        jobs.append(Job(f"av_eval_speech_only/seed{s}", "eval", [], f"teacher/seed{s}", s))
+            ov = [f"experiment={preset}", f"experiment_name={name}", f"seed={s}", *data]
+            after = teacher if name == "student_kd" else None
+            jobs.append(Job(f"{name}/{where}seed{s}", "train", ov, after, s, name, fold=fold))
+        jobs.append(Job(f"av_eval_speech_only/{where}seed{s}", "eval", [], teacher, s, fold=fold))
     if references:
         s = seeds[0]
         for mods in profile.logreg:  # deterministic fits: once, not per seed
             mods = list(mods)
-            name = f"logreg_{''.join(mods)}/seed{s}"
-            jobs.append(Job(name, "logreg", [f"seed={s}", *common], None, s, modalities=mods))
-        jobs.append(Job("annotation_ceiling", "ceiling", [f"seed={s}", *common]))
+            name = f"logreg_{''.join(mods)}/{where}seed{s}"
+            ov = [f"seed={s}", *data]
+            jobs.append(Job(name, "logreg", ov, None, s, modalities=mods, fold=fold))
+        ceiling = "annotation_ceiling" + ("" if fold is None else f"/fold{fold}")
+        jobs.append(Job(ceiling, "ceiling", [f"seed={s}", *data], fold=fold))
     return jobs
+
+
+def plan(
+    seeds,
+    common: list[str],
+    references: bool = True,
+    profile: Profile = PROFILES["iemocap"],
+    folds=None,
+) -> list[Job]:
+    """Every job of the comparison, in dependency order. Each training run is its role's
+    preset of ``profile`` under the role's name (``experiment_name``), so the report pairs
+    the same claims on every corpus. ``folds``: None for the paper protocol, else the
+    leave-one-session-out folds: every job per fold (a student after the teacher of its own
+    fold and seed; the reference rows once per fold)."""
+    if folds is None:
+        return _plan_one(seeds, common, references, profile, None)
+    return [j for k in folds for j in _plan_one(seeds, common, references, profile, k)]
+
+
+def wandb_settings(common: list[str], profile: Profile = PROFILES["iemocap"]) -> dict | None:
+    """The W&B settings of the comparison's runs (project, entity, mode, tags, and the
+    group: ``logger.wandb.group`` when given, else ``reproduce-<timestamp>``); None unless
+    the runs log to W&B (``logger=wandb`` or ``logger=many`` among the overrides)."""
+    cfg = _compose([f"experiment={profile.presets['teacher']}", *common])
+    for node in (cfg.get("logger") or {}).values():
+        if node and str(node.get("_target_", "")).endswith("wandb_logger"):
+            stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+            return {  # only these keys: save_dir is the run's own
+                "project": node.get("project") or "bridging",
+                "entity": node.get("entity"),
+                "mode": node.get("mode") or "auto",
+                "tags": [str(t) for t in node.get("tags") or []],
+                "group": node.get("group") or f"reproduce-{stamp}",
+            }
+    return None
+
+
+def track(jobs: list[Job], wandb: dict | None) -> list[Job]:
+    """Give every training job the W&B group, its name (the job's name:
+    ``<experiment>/fold<k>/seed<s>``, or ``<experiment>/seed<s>``) and job type (its
+    experiment); the other jobs log their own summary run (:func:`_track`)."""
+    if wandb:
+        for j in jobs:
+            if j.kind == "train":
+                j.overrides += [
+                    f"logger.wandb.group={wandb['group']}",
+                    f"logger.wandb.name={j.name}",
+                    f"logger.wandb.job_type={j.experiment}",
+                ]
+    return jobs
+
+
+def check_folds(common: list[str], folds, profile: Profile = PROFILES["iemocap"]) -> None:
+    """Before any job: the data has the sessions every fold needs (a DataError naming the
+    file otherwise, e.g. data without IEMOCAP session ids). Loads the data once."""
+    from bridging.data.protocols import Protocol
+    from bridging.runs.train import build_datamodule
+
+    cfg = _compose([f"experiment={profile.presets['teacher']}", *common, *fold_overrides(folds[0])])
+    dm = build_datamodule(cfg)
+    dm.setup()
+    dev = str(cfg.data.get("dev") or "auto")
+    for k in folds[1:]:
+        Protocol.from_config("loso", k, dev, dm.corpus.where()).apply(dm.corpus)
 
 
 def estimate(
@@ -297,24 +417,30 @@ def common_overrides(
     return common + list(extra)
 
 
-def _submit(pool, job: Job, root: Path, threads: int):
+def _submit(pool, job: Job, root: Path, threads: int, wandb: dict | None = None):
     out = str(root / job.name)
+    run = None if not wandb else {**wandb, "name": job.name, "job_type": job.experiment}
     if job.kind == "eval":
-        return pool.submit(eval_speech_only, str(root / job.after), out, job.seed, threads)
+        return pool.submit(eval_speech_only, str(root / job.after), out, job.seed, threads, run)
     if job.kind == "logreg":
-        return pool.submit(logreg_job, job.overrides, job.modalities, out, job.seed, threads)
+        mods = job.modalities
+        return pool.submit(logreg_job, job.overrides, mods, out, job.seed, threads, run)
     if job.kind == "ceiling":
-        return pool.submit(ceiling_job, job.overrides, out, threads)
+        return pool.submit(ceiling_job, job.overrides, out, threads, run)
     ov = list(job.overrides)
-    if job.after:  # the student: its own seed's teacher
+    if job.after:  # the student: the teacher of its own fold and seed
         t = json.loads((root / job.after / "metrics.json").read_text())
         ov.append(f"recipe.teacher.ckpt_path={root / job.after / t['best_checkpoint']}")
     return pool.submit(run_job, ov, out, threads)
 
 
-def run_all(jobs: list[Job], root: Path, n_workers: int, threads: int, log) -> dict:
-    """Run the jobs (dependencies respected, longest first); one progress line each."""
+def run_all(
+    jobs: list[Job], root: Path, n_workers: int, threads: int, log, wandb: dict | None = None
+) -> dict:
+    """Run the jobs (dependencies respected, longest first); one progress line each.
+    ``wandb``: the settings of :func:`wandb_settings` (the non-training jobs' summary runs)."""
     total = len(jobs)
+    width = max([28, *(len(j.name) for j in jobs)])
     limit_left = sum(j.seconds for j in jobs)
     done: dict[str, dict] = {}
     pending = sorted(jobs, key=lambda j: -j.seconds)
@@ -329,7 +455,7 @@ def run_all(jobs: list[Job], root: Path, n_workers: int, threads: int, log) -> d
                 if job.after and job.after not in done:
                     continue
                 pending.remove(job)
-                running[_submit(pool, job, root, threads)] = job
+                running[_submit(pool, job, root, threads, wandb)] = job
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for fut in finished:
                 job = running.pop(fut)
@@ -342,7 +468,8 @@ def run_all(jobs: list[Job], root: Path, n_workers: int, threads: int, log) -> d
                 if spent_limit > 0 and limit_left > 0:
                     eta = f", about {_fmt_s(elapsed * limit_left / spent_limit)} left"
                 wf1 = "" if res["wf1"] is None else f"test wF1 {100 * res['wf1']:.2f}"
-                log(f"  [{len(done):2d}/{total}] {job.name:<28} {wf1:<15} ({_fmt_s(elapsed)}{eta})")
+                name = job.name.ljust(width)
+                log(f"  [{len(done):2d}/{total}] {name} {wf1:<15} ({_fmt_s(elapsed)}{eta})")
     return done
 
 
@@ -377,23 +504,35 @@ def reproduce(
     quick: bool = False,
     log=print,
     profile: Profile = PROFILES["iemocap"],
+    folds=None,
 ) -> dict:
     """Run the whole comparison into ``root`` (see the module doc): the FLOP-limit estimate,
-    every job, ``reproduce.json`` (wall time, limit, settings), the report. Returns the
+    every job, ``reproduce.json`` (wall time, limit, settings), the report. ``folds``: None
+    for the paper protocol, else the leave-one-session-out folds to run. Returns the
     summary, with the report's Markdown under ``report``."""
     from bridging.files import atomic_write_json
 
+    if folds is not None:
+        folds = list(folds)
+        check_folds(common, folds, profile)
     root.mkdir(parents=True, exist_ok=True)
-    jobs = plan(seeds, common, profile=profile)
+    wandb = wandb_settings(common, profile)
+    jobs = track(plan(seeds, common, profile=profile, folds=folds), wandb)
+    what = f"{len(seeds)} seeds"
+    if folds is not None:
+        what = f"loso folds {','.join(map(str, folds))} x {what}"
     log(
-        f"bridging-reproduce: {len(jobs)} jobs ({profile.name}, {len(seeds)} seeds, {epochs} "
+        f"bridging-reproduce: {len(jobs)} jobs ({profile.name}, {what}, {epochs} "
         f"epochs per run), {n_workers} workers x {threads} threads -> {root}"
     )
+    if wandb:
+        log(f"  W&B: group {wandb['group']} (project {wandb['project']})")
     limit = None
     precision = runs_precision(common, profile)
     if estimate_first:
         log("counting the FLOPs of one epoch of each recipe (FlopCounterMode):")
-        rate = estimate(jobs, common, epochs, threads, log, profile, precision)
+        counted = common + fold_overrides(folds[0] if folds else None)  # folds: about alike
+        rate = estimate(jobs, counted, epochs, threads, log, profile, precision)
         limit = sum(j.seconds for j in jobs) / n_workers
         log(
             f"  matmul rate ({precision}) {rate:.1f} GFLOP/s per {threads}-thread worker; "
@@ -402,7 +541,7 @@ def reproduce(
             f"{_fmt_s(1.3 * limit)} (reference rows and startup not counted)"
         )
     t0 = time.perf_counter()
-    run_all(jobs, root, n_workers, threads, log)
+    run_all(jobs, root, n_workers, threads, log, wandb)
     wall = time.perf_counter() - t0
     ratio = f" ({wall / limit:.2f}x the FLOP limit)" if limit else ""
     log(f"\nall runs done in {_fmt_s(wall)}{ratio}; report:\n")
@@ -415,7 +554,11 @@ def reproduce(
         "threads": threads,
         "precision": precision,
         "quick": bool(quick),
+        "protocol": "paper" if folds is None else "loso",
+        "folds": folds,
     }
+    if wandb:
+        summary["wandb_group"] = wandb["group"]
     atomic_write_json(root / "reproduce.json", summary)
     note = None
     if quick:
