@@ -615,7 +615,15 @@ def test_synth_and_convert_refuse_existing_targets_unless_forced(tmp_path, capsy
     assert data_main(["convert", str(pkl), str(native), "--force"]) == 0
     again = ["synth", str(pkl), "--layout", "cogmen", "--seed", "3", "--force", *tiny]
     assert data_main(again) == 0
-    assert data_main(["convert", str(pkl), str(notes), "--force"]) == 0  # a file OUT, replaced
+    capsys.readouterr()
+    # --force replaces a bridging corpus only (round two): a file that is not one is kept
+    assert data_main(["convert", str(pkl), str(notes), "--force"]) == 2
+    assert err_lines(capsys) == [
+        f"bridging-data: error: {notes}: exists and is not a bridging corpus; refusing to "
+        "replace it, even with --force (which replaces a bridging corpus only): remove it or "
+        "give another OUT"
+    ]
+    assert notes.read_text() == "keep me"
 
 
 @pytest.mark.parametrize("writer", [write_cogmen, write_dialoguernn, write_native])

@@ -43,6 +43,59 @@ def check_output_path(path, field: str = "output") -> Path:
     return path
 
 
+def file_kind(path) -> str | None:
+    """What ``path`` is when it is neither a regular file nor a directory (following links):
+    "a FIFO (named pipe)", "a character device", ...; None for a file, a folder or nothing."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kinds = [
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((what for test, what in kinds if test(mode)), "not a regular file")
+
+
+def check_input_file(path, what: str = "file") -> Path:
+    """Refuse (a DataError naming the path and what it is) an input that is neither a
+    regular file nor a directory: reading a FIFO would hang, a device never ends. Every
+    reader of data files and checkpoints calls it first. Returns the path."""
+    kind = file_kind(path)
+    if kind is not None:
+        from bridging.data.records import DataError
+
+        raise DataError(f"{path}: is {kind}, not a regular file or a directory; expected a {what}")
+    return Path(path)
+
+
+def same_file(a, b) -> bool:
+    """Whether ``a`` and ``b`` name the same file or folder (through links, relative paths,
+    hard links); False when either does not exist."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(os.path.realpath(a)) == os.path.abspath(os.path.realpath(b))
+
+
+def refuse_own_input(output, inputs: dict, field: str = "OUT", name: str | None = None) -> Path:
+    """Refuse (an OutputError naming both) an ``output`` that is one of the command's
+    ``inputs`` (``{"the checkpoint": path, ...}``), however spelled (links, relative paths):
+    an input is never replaced, not even when forced. ``name``: how the message names the
+    output (default its path). Returns the output's path."""
+    for what, src in inputs.items():
+        if src is not None and same_file(output, src):
+            raise OutputError(
+                f"{name or output}: is {what} {src} itself; refusing to write over an input, "
+                f"even when forced: give another {field}"
+            )
+    return Path(output)
+
+
 def _tmp_name(path: Path, suffix: str = ".tmp") -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{suffix}")
 

@@ -39,11 +39,24 @@ from pathlib import Path
 
 import numpy as np
 
-from bridging.data.records import IGNORE_INDEX
+from bridging.data.records import IGNORE_INDEX, DataError
 from bridging.files import atomic_write_bytes
 
 PREDICTIONS_FILE = "test_predictions.npz"
 FIELDS = ("dialogue_id", "utterance_index", "gold", "pred", "probs", "label_names", "split")
+
+
+def refuse_non_finite(probs, where) -> None:
+    """Refuse (a DataError naming ``where``, the model) class probabilities that are not
+    all finite: predictions never hold NaN."""
+    probs = np.asarray(probs)
+    bad = ~np.isfinite(probs).reshape(len(probs), -1).all(axis=1) if len(probs) else []
+    if np.any(bad):
+        raise DataError(
+            f"{where}: the model's class probabilities are not finite (nan or inf) for "
+            f"{int(np.sum(bad))} of {len(probs)} utterances; refusing to write them: features "
+            "of enormous magnitude (standardise them), or a model whose training diverged"
+        )
 
 
 def predictions_file(split: str = "test") -> str:

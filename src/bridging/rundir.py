@@ -6,11 +6,18 @@ A dir that holds a finished run (its ``metrics.json``) or a killed one (checkpoi
 which case the old run's results are removed first, so that a new run killed early never
 leaves the old metrics next to new checkpoints. Fresh dirs (timestamped run dirs, multirun
 job dirs) pass untouched.
+
+One run dir, one live run: a training holds an exclusive lock (``fcntl.flock`` on the dir's
+``.bridging.lock``) for its life, and a second training into the same dir is refused. A run
+never writes through a symbolic link out of its dir (``checkpoints/`` linked elsewhere, ...).
+A run refused before it starts leaves nothing it created (:class:`RunDirGuard`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -19,6 +26,19 @@ from bridging.data.records import DataError
 #: what a finished training run leaves in its dir (removed by overwrite=true)
 RUN_RESULTS = ("metrics.json", "test_predictions.npz", "confusion_matrix.png")
 CHECKPOINTS = "checkpoints"
+#: everything a training run writes in its dir (never through a link out of it)
+RUN_WRITES = (
+    *RUN_RESULTS,
+    CHECKPOINTS,
+    "csv",
+    "config.yaml",
+    ".hydra",
+    "train.log",
+    "teacher",
+    "wandb",
+)
+#: the lock a live training holds on its run dir
+LOCK_FILE = ".bridging.lock"
 
 
 class RunDirError(DataError):
@@ -36,6 +56,25 @@ def _resumes_here(ckpt_path, output_dir: Path) -> bool:
         return False
 
 
+def _rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")) or 0)
+
+
+def _link_out(output_dir: Path) -> str | None:
+    """The first of the run's outputs that is a symbolic link out of the run dir."""
+    root = output_dir.resolve()
+    for name in RUN_WRITES:
+        path = output_dir / name
+        if path.is_symlink():
+            target = path.resolve()
+            if not target.is_relative_to(root):
+                return (
+                    f"{path}: a symbolic link to {target}, outside the run dir; refusing to "
+                    "write through it (remove the link, or train into another hydra.run.dir)"
+                )
+    return None
+
+
 def _checkpoints(output_dir: Path) -> list[str]:
     folder = output_dir / CHECKPOINTS
     if not folder.is_dir():
@@ -46,9 +85,12 @@ def _checkpoints(output_dir: Path) -> list[str]:
 def run_dir_problem(output_dir, ckpt_path=None, overwrite: bool = False) -> str | None:
     """Why training into ``output_dir`` would replace a finished or killed run (one line
     naming the dir and the options), or None when it may go ahead."""
-    if int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")) or 0) != 0:
+    if _rank() != 0:
         return None  # DDP workers start in the dir their main process checked
     out = Path(output_dir)
+    link = _link_out(out)
+    if link:
+        return link
     if overwrite or _resumes_here(ckpt_path, out):
         return None
     if (out / "metrics.json").is_file():
@@ -75,11 +117,105 @@ def check_run_dir(output_dir, ckpt_path=None, overwrite: bool = False) -> None:
         raise RunDirError(problem)
     out = Path(output_dir)
     if overwrite and not _resumes_here(ckpt_path, out):
-        if int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")) or 0) != 0:
+        if _rank() != 0:
             return
         for name in RUN_RESULTS:
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+
+
+#: the temporary files of bridging's atomic writers (:func:`bridging.files.atomic_output`):
+#: ``.<name>.<pid>.<8 hex digits>.tmp``
+TEMP_FILE = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
+
+
+def remove_stale_temporaries(output_dir) -> list[Path]:
+    """Remove the temporary files a killed checkpoint write left in the run's
+    ``checkpoints/`` (and a student's ``teacher/checkpoints/``): only files of the atomic
+    writers' own pattern, and only while this process holds the run dir's lock (no live
+    run writes there). Returns the removed paths."""
+    out = Path(output_dir)
+    if os.path.abspath(out) not in _LOCKS:
+        return []
+    removed = []
+    for folder in (out / CHECKPOINTS, out / "teacher" / CHECKPOINTS):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for p in folder.iterdir():
+            m = TEMP_FILE.match(p.name)
+            if m and int(m.group(1)) != os.getpid() and p.is_file() and not p.is_symlink():
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    removed.append(p)
+    return removed
+
+
+#: the run dirs whose lock this process holds: dir -> (file descriptor, whether the dir was
+#: created by this run)
+_LOCKS: dict[str, tuple[int, bool]] = {}
+
+
+def lock_run_dir(output_dir) -> None:
+    """Take the exclusive lock of ``output_dir`` (created if need be) for this process, or
+    refuse (a RunDirError) when another live training holds it. Taken once per process."""
+    import fcntl
+
+    if _rank() != 0:
+        return  # DDP workers run inside their main process's lock
+    out = Path(output_dir)
+    key = os.path.abspath(out)
+    if key in _LOCKS:
+        return
+    fresh = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise RunDirError(
+            f"{out}: the run dir is not writable ({exc.strerror or type(exc).__name__}); "
+            "give a writable hydra.run.dir"
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise RunDirError(
+            f"{out}: another training is running in this run dir (it holds {LOCK_FILE}); "
+            "refusing to start a second one: wait for it to end, or train into another "
+            "hydra.run.dir"
+        ) from None
+    _LOCKS[key] = (fd, fresh)
+
+
+def release_run_dir(output_dir, refused: bool = False) -> None:
+    """Release the lock of ``output_dir``. After a ``refused`` (failed) run, a dir this run
+    created is removed when it holds no checkpoint: everything in it (Hydra's record, the
+    log, config.yaml) is this run's, and nothing of it is worth keeping."""
+    key = os.path.abspath(output_dir)
+    held = _LOCKS.pop(key, None)
+    if held is None:
+        return
+    fd, fresh = held
+    out = Path(key)
+    try:
+        if refused and fresh and out.is_dir() and not out.is_symlink():
+            if not any(out.rglob("*.ckpt")):
+                shutil.rmtree(out, ignore_errors=True)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def run_dir_lock(output_dir):
+    """The run dir's lock for the life of the block (see :func:`lock_run_dir`); a run that
+    fails leaves no dir it created and left empty."""
+    lock_run_dir(output_dir)
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        release_run_dir(output_dir, refused=not ok)
 
 
 try:
@@ -89,26 +225,53 @@ except ImportError:  # pragma: no cover - Hydra is a dependency
 
 
 class RunDirGuard(_HydraCallback):
-    """Hydra callback (``hydra.callbacks`` of conf/train.yaml) for a single run: when the run
-    dir would be refused (:func:`run_dir_problem`), Hydra is told not to write its ``.hydra/``
-    record there (it would replace the finished run's); the task then refuses the run
-    (Hydra turns a callback's exceptions into warnings, so the refusal itself is the task's)."""
+    """Hydra callback (``hydra.callbacks`` of conf/train.yaml) for a single run: it takes the
+    run dir's lock (:func:`lock_run_dir`) before Hydra writes there, and when the run would be
+    refused (another live run holds the dir, :func:`run_dir_problem`, a bad config value of
+    :func:`bridging.runs.train.check_run_config`) Hydra is told not to write its ``.hydra/``
+    record (it would replace the finished run's) nor its ``train.log`` there; the task then
+    refuses the run (Hydra turns a callback's exceptions into warnings, so the refusal itself
+    is the task's) and removes the dir when this run created it."""
 
     def on_run_start(self, config, **kwargs) -> None:
         from omegaconf import OmegaConf, open_dict, read_write
 
+        from bridging.runs.train import check_run_config
+
         try:
             out = OmegaConf.select(config, "hydra.run.dir", throw_on_missing=True)
-            problem = out and run_dir_problem(
-                os.path.abspath(str(out)),
-                config.get("ckpt_path"),
-                bool(config.get("overwrite", False)),
-            )
+            if not out:
+                return
+            out = os.path.abspath(str(out))
         except Exception:  # noqa: BLE001 - unresolvable here: the task checks it
             return
+        try:
+            lock_run_dir(out)
+            problem = run_dir_problem(
+                out, config.get("ckpt_path"), bool(config.get("overwrite", False))
+            )
+            if not problem:
+                check_run_config(config)
+        except Exception as exc:  # noqa: BLE001 - the task refuses the run with it
+            problem = str(exc)
         if problem:
             with read_write(config.hydra), open_dict(config.hydra):
                 config.hydra.output_subdir = None
+                logging = config.hydra.get("job_logging")
+                if logging and "file" in (logging.get("handlers") or {}):
+                    del logging.handlers["file"]
+                    handlers = logging.get("root", {}).get("handlers") or []
+                    logging.root.handlers = [h for h in handlers if h != "file"]
 
 
-__all__ = ["RunDirError", "RunDirGuard", "check_run_dir", "run_dir_problem", "RUN_RESULTS"]
+__all__ = [
+    "RunDirError",
+    "RunDirGuard",
+    "check_run_dir",
+    "lock_run_dir",
+    "release_run_dir",
+    "remove_stale_temporaries",
+    "run_dir_lock",
+    "run_dir_problem",
+    "RUN_RESULTS",
+]

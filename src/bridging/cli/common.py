@@ -150,6 +150,43 @@ def feature_sizes(text: str) -> dict[str, int]:
     return sizes
 
 
+def _run_dir_error(exc: OSError) -> OSError:
+    """Hydra's own failure to create the run dir (or write its record there), as an error
+    naming the dir and the option; other errors as they are."""
+    from bridging.files import OutputError
+
+    if isinstance(exc, OutputError) or not exc.filename:
+        return exc
+    why = exc.strerror or type(exc).__name__
+    return OutputError(
+        f"{exc.filename}: the run dir is not writable ({why}): give a writable hydra.run.dir"
+    )
+
+
+def _override_error(exc: Exception, argv) -> Exception:
+    """Hydra's grammar error of an override (``data.path=/x/a=b.pkl``), as an error naming
+    the override and how to quote its value; other errors as they are."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    if not isinstance(exc, OverrideParseException):
+        return exc
+    parser = OverridesParser.create()
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        try:
+            parser.parse_overrides([arg])
+        except Exception as bad:  # noqa: BLE001 - the override that does not parse
+            key, _, value = arg.partition("=")
+            why = _first_line(bad) or "not a valid override"
+            return ValueError(
+                f"{arg}: not a valid override ({why}): quote a value holding '=' or another "
+                f"of Hydra's special characters, e.g. {key}=\"'{value}'\""
+            )
+    return exc
+
+
 def _multirun() -> bool:
     from bridging.config import hydra_sweep_dir
 
@@ -202,8 +239,11 @@ def hydra_command(prog: str, config_name: str):
             os.environ[_OURS] = "1"
             try:
                 return hydra_main()
+            except OSError as exc:
+                # the task's own errors end inside it: this is Hydra making the run dir
+                fail(prog, _run_dir_error(exc))
             except Exception as exc:  # noqa: BLE001 - every error becomes one line
-                fail(prog, exc)
+                fail(prog, _override_error(exc, sys.argv[1:]))
             finally:
                 for k, v in saved.items():
                     if v is None:

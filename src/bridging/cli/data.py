@@ -6,6 +6,7 @@ bridging-data inspect PATH|--synthetic --protocol loso [--dev within_train]   (e
 bridging-data synth OUT [--layout native|cogmen|dialoguernn|meld|meld_mmgcn] [--force]
     [synthetic options]
 bridging-data convert IN OUT [--format auto] [--label-set iemocap_4] [--force]
+    (--force replaces a bridging corpus only; OUT is never IN)
 bridging-data prepare-iemocap ROOT OUT [--labels iemocap_4|iemocap_6]
     [--audio-features egemaps|compare|hubert|wav2vec2] [--hubert-path PATH]
     [--hubert-layer N] [--text-model PATH] [--workers N] [--cache-dir DIR]
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from bridging.cli.common import feature_sizes
@@ -144,10 +146,17 @@ def cmd_synth(args) -> int:
 
 
 def cmd_convert(args) -> int:
+    from bridging.data.native import is_native_corpus
     from bridging.data.sources import convert
-    from bridging.files import refuse_existing
+    from bridging.files import OutputError, refuse_existing, refuse_own_input
 
+    refuse_own_input(args.out, {"the input": args.inp}, "OUT")
     refuse_existing(args.out, args.force, FORCE_HINT)  # before reading a large input
+    if args.force and os.path.lexists(args.out) and not is_native_corpus(args.out):
+        raise OutputError(
+            f"{args.out}: exists and is not a bridging corpus; refusing to replace it, even "
+            "with --force (which replaces a bridging corpus only): remove it or give another OUT"
+        )
     convert(args.inp, args.out, format=args.format, label_set=args.label_set, force=args.force)
     print(
         f"converted {args.inp} -> {args.out} (bridging native format, "

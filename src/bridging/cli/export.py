@@ -1,13 +1,14 @@
 """bridging-export: a speech-only model to TorchScript or ONNX (graph layers included).
 
     bridging-export CKPT OUTPUT [--format auto|onnx|torchscript] [--wp N] [--wf N]
-                    [--no-check]
+                    [--no-check] [--force]
 
 --format auto picks from OUTPUT's suffix (.onnx -> ONNX, otherwise TorchScript). The
 exported model takes x [1, T, D_audio] float32 and speakers [1, T] int64 for one dialogue and
 returns log_probs [T, C]; ``<OUTPUT>.json`` holds the label names, speaker names and the
 feature extractor's spec. The export is compared with the PyTorch model on random dialogues
-(atol 1e-4) and the command fails if they differ (--no-check skips it).
+(atol 1e-4) and the command fails if they differ (--no-check skips it). An existing OUTPUT
+or OUTPUT.json is refused unless --force; the checkpoint itself is never replaced.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wp", type=window, default=None, help="past graph window (the model's)")
     p.add_argument("--wf", type=window, default=None, help="future graph window (the model's)")
     p.add_argument(
+        "--force", action="store_true", help="replace an existing OUTPUT (and OUTPUT.json)"
+    )
+    p.add_argument(
         "--no-check",
         dest="check",
         action="store_false",
@@ -50,10 +54,15 @@ def main(argv=None) -> int:
     fmt = args.format
     if fmt == "auto":
         fmt = "onnx" if args.output.lower().endswith(".onnx") else "torchscript"
+    from bridging.files import refuse_existing, refuse_own_input
     from bridging.recipes import load_recipe
     from bridging.speech.export import export_onnx, export_torchscript, max_difference
 
     try:
+        meta = f"{args.output}.json"
+        for out in (args.output, meta):  # before the work; the checkpoint never, even forced
+            refuse_own_input(out, {"the checkpoint": args.ckpt}, "OUTPUT")
+            refuse_existing(out, args.force, "give --force to replace it")
         recipe = load_recipe(args.ckpt)
         fn = export_onnx if fmt == "onnx" else export_torchscript
         path = fn(recipe, args.output, wp=args.wp, wf=args.wf)

@@ -2,7 +2,8 @@
 
 The result is a teacher checkpoint that bridging-eval, bridging-predict and the distillation
 student (teacher.ckpt_path) accept. Nothing of the file is executed: it is read through an
-allow-list unpickler and the ``cogmen`` package is not needed.
+allow-list unpickler and the ``cogmen`` package is not needed. An existing OUT.ckpt is
+refused unless --force; OUT.ckpt is never the input itself.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("src", metavar="OFFICIAL.pt")
     p.add_argument("out", metavar="OUT.ckpt")
+    p.add_argument("--force", action="store_true", help="replace an existing OUT.ckpt")
     p.add_argument(
         "--label-set",
         choices=sorted(LABEL_SETS),
@@ -41,12 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from bridging.cogmen_import.convert import import_reference
+    from bridging.files import OutputError, refuse_existing, refuse_own_input
 
     try:
+        refuse_own_input(args.out, {"the reference checkpoint": args.src}, "OUT.ckpt")
+        refuse_existing(args.out, args.force, "give --force to replace it")
         summary = import_reference(
             args.src, args.out, feature_sizes=args.feature_sizes, label_set=args.label_set
         )
-    except DataError as exc:
+    except (DataError, OutputError) as exc:
         print(f"bridging-import-cogmen: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=2))

@@ -1,5 +1,9 @@
 """bridging-predict: one CSV row per utterance with the predicted label and class probabilities.
 
+An existing output is refused unless overwrite=true; the checkpoint, the input data and a
+run's files (metrics.json, ...) are never replaced. Class probabilities that are not finite
+(NaN) are refused, never written.
+
 Errors are one line (``bridging-predict: error: ...``, exit 2 for bad input; the traceback
 with HYDRA_FULL_ERROR=1).
 """
@@ -15,7 +19,8 @@ from bridging.cli.common import hydra_command
 def main(cfg: DictConfig) -> None:
     from bridging.runs.evaluate import options_from_config, predict
 
-    rows = predict(cfg.ckpt_path, cfg.output, **options_from_config(cfg))
+    options = options_from_config(cfg)
+    rows = predict(cfg.ckpt_path, cfg.output, overwrite=bool(cfg.get("overwrite")), **options)
     print(f"wrote {len(rows)} predictions to {cfg.output}")
 
 

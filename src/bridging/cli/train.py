@@ -2,8 +2,9 @@
 
 A run dir that holds a finished run (metrics.json) or a killed one (checkpoints, no
 metrics.json) is never replaced: ``ckpt_path=last`` resumes it, ``overwrite=true`` replaces
-it deliberately. Errors are one line (``bridging-train: error: ...``, exit 2 for bad input;
-the traceback with HYDRA_FULL_ERROR=1).
+it deliberately; a second training into a dir whose run is alive is refused, and a run never
+writes through a link out of its dir. Errors are one line (``bridging-train: error: ...``,
+exit 2 for bad input; the traceback with HYDRA_FULL_ERROR=1).
 """
 
 from __future__ import annotations
@@ -15,15 +16,18 @@ from bridging.cli.common import hydra_command
 
 @hydra_command("bridging-train", "train")
 def main(cfg: DictConfig) -> float:
-    from bridging.rundir import check_run_dir
+    from bridging.rundir import check_run_dir, remove_stale_temporaries, run_dir_lock
     from bridging.runs.experiment import train
     from bridging.tracking import finish_wandb
 
-    check_run_dir(cfg.paths.output_dir, cfg.get("ckpt_path"), bool(cfg.get("overwrite", False)))
-    try:
-        metrics = train(cfg)
-    finally:
-        finish_wandb()
+    out = cfg.paths.output_dir
+    with run_dir_lock(out):  # one live run per dir, for the run's life
+        check_run_dir(out, cfg.get("ckpt_path"), bool(cfg.get("overwrite", False)))
+        remove_stale_temporaries(out)  # what a kill during a checkpoint write left
+        try:
+            metrics = train(cfg)
+        finally:
+            finish_wandb()
     # sweepers (Optuna) maximise the best dev weighted F1: never select on test
     return float(metrics["dev"]["wf1"])
 

@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from bridging.data.records import LABEL_SETS, DataError, ordered_modalities
+from bridging.files import check_input_file
 
 # ---------------------------------------------------------------------------------------
 # Inert stand-ins
@@ -342,6 +343,7 @@ def _allow_list_pickle_module(path: str) -> types.SimpleNamespace:
 def safe_torch_load(path: str | Path) -> Any:
     """``torch.load`` through the allow-list, tensors mapped to CPU."""
     path = str(path)
+    check_input_file(path, "checkpoint file")
     if not Path(path).is_file():
         raise DataError(f"{path}: no such checkpoint file")
     try:

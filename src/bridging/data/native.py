@@ -49,6 +49,7 @@ from safetensors.numpy import load_file, save_file
 
 from bridging.data.records import LABEL_SETS, Corpus, DataError, Dialogue
 from bridging.data.validate import check_dialogue_ids, convert_label_set
+from bridging.files import check_input_file, file_kind
 
 FORMAT_NAME = "bridging-corpus"
 FORMAT_VERSION = 1
@@ -194,6 +195,19 @@ def _read_meta(path: Path) -> tuple[dict, str]:
         raise DataError(f"{path}: unreadable bridging metadata: {e}") from None
 
 
+def is_native_corpus(path) -> bool:
+    """Whether ``path`` holds a bridging corpus (a folder with meta.json, or a safetensors
+    file with bridging metadata) of this format."""
+    path = Path(path)
+    if not path.exists() or file_kind(path) is not None:
+        return False
+    try:
+        _check_meta(_read_meta(path)[0], os.fspath(path))
+    except DataError:
+        return False
+    return True
+
+
 def _check_meta(meta, where: str) -> None:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise DataError(f"{where}: metadata is not of format {FORMAT_NAME!r}")
@@ -222,6 +236,7 @@ def read_native(path, label_set: str | None = None) -> Corpus:
     where = os.fspath(path)
     if not path.exists():
         raise DataError(f"{where}: no such file")
+    check_input_file(path, "data file or folder")
     meta, kind = _read_meta(path)
     _check_meta(meta, where)
     root = path if path.is_dir() else path.parent

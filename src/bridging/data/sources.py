@@ -36,8 +36,11 @@ FORMATS = ("cogmen", "dialoguernn", "meld", "native")
 
 
 def _check_exists(path: Path) -> None:
+    from bridging.files import check_input_file
+
     if not path.exists():
         raise DataError(f"{path}: no such file")
+    check_input_file(path, "data file or folder")
 
 
 def _looks_native(path: Path) -> bool:

@@ -8,6 +8,7 @@ import re
 import torch
 
 from bridging.data.records import DataError
+from bridging.files import check_input_file
 
 #: recipe constructor arguments that were renamed (old -> new): older checkpoints still load
 RENAMED_HPARAMS = {"eval_keep": "eval_modalities"}
@@ -37,6 +38,7 @@ def read_checkpoint(path) -> dict:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise DataError(f"{path}: no such checkpoint file")
+    check_input_file(path, "checkpoint file")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure means "not a checkpoint we can read"

@@ -200,10 +200,40 @@ class EmotionRecipe(pl.LightningModule):
 
     def training_step(self, batch: DialogueBatch, batch_idx: int):
         losses = self.training_losses(batch)
+        loss = losses["loss"].detach()
+        if not bool(torch.isfinite(loss)):  # one check per step: stop, never train on NaN
+            raise DataError(self._non_finite_loss(float(loss), batch_idx))
         bs = batch.batch_size
         for name, value in losses.items():
             self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=bs)
         return losses["loss"]
+
+    def _non_finite_loss(self, value: float, batch_idx: int) -> str:
+        """Why training stops: the loss, where, and the likely cause (the largest absolute
+        training feature value)."""
+        trainer = self._trainer
+        epoch = trainer.current_epoch if trainer is not None else 0
+        corpus = getattr(getattr(trainer, "datamodule", None), "corpus", None)
+        where = corpus.where() if corpus is not None else "<data>"
+        msg = f"{where}: the training loss became {value} at epoch {epoch}, batch {batch_idx}"
+        largest, modality = 0.0, None
+        for d in corpus.splits.get("train", []) if corpus is not None else []:
+            for m in self.modalities:
+                x = d.features.get(m)
+                if x is not None and x.size and float(np.abs(x).max()) > largest:
+                    largest, modality = float(np.abs(x).max()), m
+        if modality is None:
+            return msg + "; refusing to go on training"
+        if largest > 1e4:
+            return (
+                f"{msg}: features of enormous magnitude (the largest absolute training feature "
+                f"value is {largest:.3g}, modality {modality!r}): standardise the features "
+                "(e.g. z-scores per dimension) and train again"
+            )
+        return (
+            f"{msg} (the largest absolute training feature value is {largest:.3g}, modality "
+            f"{modality!r}): training diverged; try a lower optim.lr"
+        )
 
     def eval_output(self, batch: DialogueBatch) -> ModelOutput:
         return self(batch, keep=self.eval_modalities)

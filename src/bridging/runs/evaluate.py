@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 
 from bridging.data.records import IGNORE_INDEX, DataError, ordered_modalities
 from bridging.files import atomic_write_csv, check_output_path
+from bridging.predictions import refuse_non_finite
 from bridging.recipes import check_data_fits, load_recipe
 from bridging.recipes.base import stage_metrics
 from bridging.runs.outputs import eval_metrics, write_run
@@ -146,6 +147,8 @@ def evaluate(
     eval_trainer(accelerator).test(recipe, dataloaders=loader, verbose=False)
     result = recipe.results["test"]
     predictions = recipe.test_predictions(dm.split(split).ids, split)
+    if predictions is not None:
+        refuse_non_finite(predictions.probs, ckpt_path)
     metrics = eval_metrics(
         checkpoint=ckpt_path,
         recipe=recipe.kind,
@@ -165,8 +168,11 @@ def evaluate(
     return metrics
 
 
-def predict_rows(recipe, datamodule, split="test", accelerator="cpu") -> list[dict]:
-    """One row per utterance: dialogue_id, utterance_index, speaker, gold, pred, prob_<label>."""
+def predict_rows(
+    recipe, datamodule, split="test", accelerator="cpu", where="the model"
+) -> list[dict]:
+    """One row per utterance: dialogue_id, utterance_index, speaker, gold, pred, prob_<label>;
+    class probabilities that are not finite are refused (a DataError naming ``where``)."""
     loader = datamodule.split(split).loader(datamodule.eval_batch_size, False)
     outputs = eval_trainer(accelerator).predict(recipe, dataloaders=loader)
     names = recipe.facts.label_names
@@ -174,6 +180,7 @@ def predict_rows(recipe, datamodule, split="test", accelerator="cpu") -> list[di
     rows = []
     for out in outputs:
         probs, labels, spk = out["probs"], out["labels"], out["speakers"]
+        refuse_non_finite(probs, where)
         pred = probs.argmax(-1)
         dlg = torch.repeat_interleave(torch.arange(len(out["lengths"])), out["lengths"])
         starts = torch.cumsum(out["lengths"], 0) - out["lengths"]
@@ -192,6 +199,38 @@ def predict_rows(recipe, datamodule, split="test", accelerator="cpu") -> list[di
     return rows
 
 
+#: a run's files that no prediction output ever replaces
+RUN_FILES = ("metrics.json", "config.yaml", "test_predictions.npz", "confusion_matrix.png")
+
+
+def check_prediction_output(output, ckpt_path, data_cfg=None, overwrite=False) -> None:
+    """Refuse, before any work, a prediction ``output`` that is the checkpoint, the input
+    data or a run's own file (always), or that exists (unless ``overwrite``)."""
+    from bridging.files import OutputError, refuse_own_input
+
+    name = f"output={output}"
+    data_path = (data_cfg or {}).get("path")
+    inputs = {"the checkpoint": ckpt_path, "the input data": data_path}
+    refuse_own_input(output, inputs, "output", name)
+    out = Path(output)
+    if (
+        data_path
+        and Path(data_path).is_dir()
+        and out.resolve().is_relative_to(Path(data_path).resolve())
+    ):
+        raise OutputError(
+            f"{name}: is inside the input data {data_path}; refusing to write into it: give "
+            "another output"
+        )
+    if out.name in RUN_FILES and (out.parent / "metrics.json").exists():
+        raise OutputError(
+            f"{name}: is a run's {out.name} ({out.parent}); refusing to replace it, even with "
+            "overwrite=true: give another output"
+        )
+    if not overwrite and (out.exists() or out.is_symlink()):
+        raise OutputError(f"{name}: exists; refusing to overwrite it (overwrite=true replaces it)")
+
+
 def predict(
     ckpt_path,
     output,
@@ -200,14 +239,19 @@ def predict(
     modalities=None,
     batch_size=None,
     accelerator="cpu",
+    overwrite=False,
 ) -> list[dict]:
+    """Write the predictions of the checkpoint on a split to the CSV ``output``: an existing
+    ``output`` is refused unless ``overwrite``; the checkpoint, the input data and a run's
+    files always."""
     check_split(split)
     check_output_path(output)  # before the work: not a directory, a writable folder
+    check_prediction_output(output, ckpt_path, data_cfg, overwrite)
     recipe = load_recipe(ckpt_path)
     keep = resolve_keep(recipe, modalities)
     recipe.eval_modalities = keep
     dm = datamodule_for(recipe, data_cfg, keep, batch_size)
-    rows = predict_rows(recipe, dm, split, accelerator)
+    rows = predict_rows(recipe, dm, split, accelerator, where=str(ckpt_path))
     atomic_write_csv(output, rows)
     return rows
 

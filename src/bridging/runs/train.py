@@ -194,12 +194,43 @@ class FitResult:
     predictions: object
 
 
+#: the seeds Lightning (numpy) accepts
+SEED_RANGE = (0, 2**32 - 1)
+
+
+def _whole_number(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_run_config(cfg) -> None:
+    """Refuse (a ValueError naming the field and what is expected), before any work, the
+    config values a run would otherwise fail on late, or run forever with: the checkpoints
+    kept, the precision, the number of epochs, the seed, the model's sizes."""
+    keep_checkpoints_option(cfg)
+    trainer_precision(cfg)
+    trainer = cfg.get("trainer") or {}
+    epochs = trainer.get("max_epochs", 1)
+    if not _whole_number(epochs) or epochs < 1:
+        why = " (Lightning would train forever)" if epochs == -1 else ""
+        raise ValueError(
+            f"trainer.max_epochs={epochs!r}: expected a whole number of epochs, at least 1{why}"
+        )
+    seed = cfg.get("seed", 0)
+    lo, hi = SEED_RANGE
+    if not _whole_number(seed) or not lo <= seed <= hi:
+        raise ValueError(f"seed={seed!r}: expected a whole number from {lo} to {hi}")
+    model = cfg.get("model") or {}
+    for key in ("hidden_size", "gnn_nheads"):
+        value = model.get(key, 1)
+        if not _whole_number(value) or value < 1:
+            raise ValueError(f"model.{key}={value!r}: expected a whole number, at least 1")
+
+
 def start_run(cfg: DictConfig, output_dir: Path) -> dict:
     """The run dir exists, its resolved ``config.yaml`` is written (rank 0), the seed is set.
     Returns the resolved config."""
+    check_run_config(cfg)  # bad values fail before any work
     output_dir.mkdir(parents=True, exist_ok=True)
-    keep_checkpoints_option(cfg)  # bad values fail before any work
-    trainer_precision(cfg)
     resolved = to_container(cfg)
     if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:
         atomic_write_text(output_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
@@ -246,6 +277,10 @@ def fit_and_test(
     test = recipe.results["test"]
     # under DDP every process holds every test utterance (gathered); rank 0 writes them
     predictions = recipe.test_predictions(datamodule.split("test").ids)
+    if predictions is not None:  # refused before the run dir is written
+        from bridging.predictions import refuse_non_finite
+
+        refuse_non_finite(predictions.probs, best or "the trained model")
     return FitResult(trainer, precision, best, dev, test, predictions)
 
 

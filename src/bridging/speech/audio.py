@@ -60,6 +60,9 @@ def read_audio(path) -> tuple[np.ndarray, int]:
         raise AudioError(f"{path}: no such audio file")
     if os.path.isdir(path):
         raise AudioError(f"{path}: is a directory, expected an audio file")
+    from bridging.files import check_input_file
+
+    check_input_file(path, "audio file")
     if os.path.getsize(path) == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
     try:

@@ -372,6 +372,9 @@ def read_manifest(source) -> list[ManifestEntry]:
     """Utterances from a CSV (columns ``file``, ``speaker``, optional ``dialogue``; files
     relative to the CSV's folder; rows in turn order) or a folder holding ``manifest.csv``."""
     source = Path(source)
+    from bridging.files import check_input_file
+
+    check_input_file(source, "CSV file or folder")
     if source.is_dir():
         csv_path = source / MANIFEST_NAME
         if not csv_path.is_file():
