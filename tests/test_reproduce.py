@@ -19,7 +19,8 @@ EXPECTED = {
 
 def test_quick_reproduce_one_seed(tmp_path, capsys):
     out = tmp_path / "repro"
-    assert main(["--quick", "--seeds", "5", "--epochs", "1", "--jobs", "2", "--out", str(out)]) == 0
+    argv = ["--quick", "--protocol", "paper", "--seeds", "5", "--epochs", "1", "--jobs", "2"]
+    assert main([*argv, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     for name, (trained, evaluated) in EXPECTED.items():
         m = json.loads((out / name / "seed5" / "metrics.json").read_text())

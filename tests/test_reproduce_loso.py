@@ -210,7 +210,7 @@ def test_meld_file_and_bad_fold_options_are_refused(tmp_path, capsys):
         "(sessions present: [1, 2, 3, 5]); loso needs all of Ses01..Ses05"
     ]
     assert not out.exists()
-    for bad in (["--folds", "1"], ["--protocol", "loso", "--folds", "6"],
+    for bad in (["--protocol", "paper", "--folds", "1"], ["--protocol", "loso", "--folds", "6"],
                 ["--protocol", "loso", "data.fold=2"]):  # fmt: skip
         with pytest.raises(SystemExit) as e:
             main(["--jobs", "1", *bad])

@@ -38,10 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-set", default=None, help="default: iemocap_4 (meld_7 for a MELD file)")
     p.add_argument(
         "--protocol",
-        choices=PROTOCOLS,
-        default="paper",
-        help="paper (default): sessions 1-4 train, session 5 test; loso: leave one IEMOCAP "
-        "session out, every job for every fold of --folds (docs/protocols.md; not for MELD)",
+        choices=("auto", *PROTOCOLS),
+        default="auto",
+        help="loso: leave one IEMOCAP session out, every job for every fold of --folds "
+        "(docs/protocols.md; not for MELD); paper: sessions 1-4 train, session 5 test; auto "
+        "(default): loso, or paper for a MELD file",
     )
     p.add_argument(
         "--folds",
@@ -51,7 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"with --protocol loso: the folds (test sessions) to run (default "
         f"{' '.join(map(str, FOLDS))})",
     )
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 2")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="default: 0 under loso (one seed per fold), 0 1 2 under paper; with --quick 0 "
+        f"under loso, {' '.join(map(str, QUICK_SEEDS))} under paper",
+    )
     p.add_argument(
         "--epochs", type=int, default=None, help=f"epochs per run (default {EPOCHS}, the paper's)"
     )
@@ -84,12 +92,12 @@ def parse_args(argv=None):
             "slower; lower one of them"
         )
     if args.folds is not None:
-        if args.protocol != "loso":
+        if args.protocol == "paper":
             p.error("--folds applies to --protocol loso only")
         bad = [k for k in args.folds if not 1 <= k <= len(FOLDS)]
         if bad or len(set(args.folds)) != len(args.folds):
             p.error(f"--folds: expected distinct folds among {' '.join(map(str, FOLDS))}")
-    for ov in args.overrides if args.protocol == "loso" else ():
+    for ov in args.overrides if args.protocol != "paper" else ():
         if ov.lstrip("+~").split("=", 1)[0] in ("data.protocol", "data.fold"):
             p.error(f"{ov}: with --protocol loso the folds are set by --folds")
     return args
@@ -98,7 +106,6 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     epochs = args.epochs or (QUICK_EPOCHS if args.quick else EPOCHS)
-    seeds = args.seeds or list(QUICK_SEEDS if args.quick else (0, 1, 2))
     from bridging.data.records import DataError
 
     try:
@@ -106,6 +113,17 @@ def main(argv=None) -> int:
     except (DataError, OSError) as exc:
         print(f"bridging-reproduce: error: {exc}", file=sys.stderr)
         return 2
+    if args.protocol == "auto":
+        args.protocol = lib.default_protocol(profile)
+        if args.folds is not None and args.protocol == "paper":
+            print(
+                f"bridging-reproduce: error: {args.data}: --folds: a MELD file runs the paper "
+                "protocol (no sessions to leave out)",
+                file=sys.stderr,
+            )
+            return 2
+    defaults = lib.QUICK_DEFAULT_SEEDS if args.quick else lib.DEFAULT_SEEDS
+    seeds = args.seeds or list(defaults[args.protocol])
     folds = None
     if args.protocol == "loso":
         if profile.name == "meld":

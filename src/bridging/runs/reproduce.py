@@ -1,12 +1,16 @@
 """The paper's whole comparison in one command (``make reproduce`` / ``bridging-reproduce``).
 
-For each seed (default 0, 1, 2), at the paper's 55 epochs: the a+v teacher; the audio-only
+Protocol (``--protocol``): by default leave-one-session-out on IEMOCAP data (every fold,
+seed 0: five replicates whose test sessions cover every actor; docs/protocols.md), the
+paper's split (sessions 1-4 train, 5 test; seeds 0, 1, 2) with ``--protocol paper`` and on
+MELD. For each fold and seed, at the paper's 55 epochs: the a+v teacher; the audio-only
 baseline; the a+v teacher evaluated speech-only (video zeroed); the distilled speech-only
 student (from that seed's teacher); the masked model; the masked model without the GNN; the
 authors' plain audio-dropout model. Once: the reference rows (per-utterance logistic
 regression on a and on a+v; on synthetic data the annotation ceiling). Then
 ``bridging-report`` over all of them: the table, the claims with their confidence intervals,
-and the figures (``<out>/report.md``, ``<out>/plots/``). Run dirs: ``<out>/<job>/seed<s>``.
+and the figures (``<out>/report.md``, ``<out>/plots/``). Run dirs under paper:
+``<out>/<job>/seed<s>``.
 
 ``--protocol loso`` (leave one IEMOCAP session out, docs/protocols.md): all of it for every
 fold (``--folds``, default 1..5; ``data.protocol=loso data.fold=k``: test session k, dev the
@@ -235,6 +239,17 @@ class Job:
 PROTOCOLS = ("paper", "loso")
 #: --protocol loso's default folds: every IEMOCAP session once
 FOLDS = (1, 2, 3, 4, 5)
+#: the default seeds of each protocol (quick or not): under loso one seed per fold, five
+#: replicates (fold x seed) in about the time of the paper protocol's three seeds plus a
+#: third (BENCHMARKS.md, "The default main job")
+DEFAULT_SEEDS = {"paper": (0, 1, 2), "loso": (0,)}
+QUICK_DEFAULT_SEEDS = {"paper": QUICK_SEEDS, "loso": (0,)}
+
+
+def default_protocol(profile: Profile) -> str:
+    """``--protocol auto``: leave one session out on IEMOCAP data (the synthetic default
+    included), the paper's split on MELD, which has no sessions."""
+    return "paper" if profile.name == "meld" else "loso"
 
 
 def fold_overrides(fold: int | None) -> list[str]:
