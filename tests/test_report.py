@@ -863,6 +863,14 @@ def test_claims_errors_and_mismatched_predictions(tmp_path, capsys):
     assert report_main([str(root)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"bridging-report: error: {bad}: probs: expected floats of shape 28x4"]
+    # a truncated file (a run killed while writing it): one line naming the file, no traceback
+    bad.write_bytes(bad.read_bytes()[:200])
+    assert report_main([str(root)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"bridging-report: error: {bad}: file: expected a numpy .npz archive (File is not a zip "
+        "file)"
+    ]
     with pytest.raises(SystemExit):
         report_main([str(root), "--margin", "-1"])
     assert "--margin: expected a non-negative number" in capsys.readouterr().err

@@ -105,3 +105,97 @@ def test_reproduce_on_a_meld_file_runs_the_meld_presets_under_the_same_names(tmp
     assert not (out / "annotation_ceiling" / "metrics.json").exists()  # no latent in a file
     assert "jobs (meld," in printed and "## Claims" in printed
     assert "| 1 | the KD student is comparable to its teacher" in printed
+
+
+def _children(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is ``pid``."""
+    import os
+
+    kids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            kids.append(int(entry))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _start_comparison(tmp_path, name):
+    """A long QUICK comparison in its own process, once its two training workers run."""
+    import subprocess
+    import sys
+    import time
+
+    argv = [sys.executable, "-m", "bridging.cli.reproduce", "--quick", "--protocol", "paper"]
+    argv += ["--seeds", "0", "--epochs", "500", "--jobs", "2", "--no-estimate"]
+    proc = subprocess.Popen(
+        [*argv, "--out", str(tmp_path / name)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        # the spawn context's resource tracker is a child too: wait for 2 workers besides it
+        workers = [
+            p for p in _children(proc.pid) if "resource_tracker" not in _cmdline(p) and _alive(p)
+        ]
+        if len(workers) >= 2 and (tmp_path / name / "teacher" / "seed0").exists():
+            return proc, workers
+        time.sleep(0.5)
+    proc.kill()
+    raise AssertionError("the comparison's workers never started")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/cmdline").read().replace("\0", " ")
+    except OSError:
+        return ""
+
+
+def _gone(pids, seconds=20) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(_alive(p) for p in pids):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_sigterm_ends_the_workers_and_says_so(tmp_path):
+    import signal
+
+    proc, workers = _start_comparison(tmp_path, "term")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("bridging-reproduce: error: terminated by SIGTERM: stopped ")
+    assert "teacher/seed0" in line and str(tmp_path / "term") in line
+    assert _gone(workers), "workers outlived the comparison"
+
+
+def test_workers_die_with_a_killed_comparison(tmp_path):
+    import os
+    import signal
+
+    proc, workers = _start_comparison(tmp_path, "kill")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert _gone(workers), "workers outlived kill -9 of the comparison"

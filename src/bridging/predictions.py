@@ -33,6 +33,8 @@ claims, saying why.
 from __future__ import annotations
 
 import io
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,7 +231,8 @@ class Predictions:
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError) as e:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            # a truncated or damaged archive (BadZipFile: e.g. a run killed while writing)
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise PredictionsError(f"{path}: file: expected a numpy .npz archive ({msg})") from e
         for k in FIELDS:

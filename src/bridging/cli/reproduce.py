@@ -158,6 +158,9 @@ def main(argv=None) -> int:
     except (ReportError, DataError) as exc:
         print(f"bridging-reproduce: error: {exc}", file=sys.stderr)
         return 2
+    except lib.Terminated as exc:  # SIGTERM / SIGINT: the workers are ended already
+        print(f"bridging-reproduce: error: {exc} ({root})", file=sys.stderr)
+        return 128 + exc.signum
     sys.stdout.write(summary["report"])
     sys.stdout.flush()
     return 0

@@ -41,6 +41,7 @@ import json
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing import get_context
@@ -449,11 +450,72 @@ def _submit(pool, job: Job, root: Path, threads: int, wandb: dict | None = None)
     return pool.submit(run_job, ov, out, threads)
 
 
+class Terminated(Exception):
+    """The comparison was stopped by a signal (SIGTERM, SIGINT); its workers are ended."""
+
+    def __init__(self, message: str, signum: int = 15):
+        super().__init__(message)
+        self.signum = signum
+
+
+def _die_with_parent() -> None:
+    """Worker initialiser: the kernel kills the worker when the comparison's process ends,
+    however it ends (``kill -9`` included; Linux ``PR_SET_PDEATHSIG``), so no worker goes on
+    training and writing alone."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent died before the setting took effect
+        os._exit(1)
+
+
+@contextmanager
+def _terminated_on_signals():
+    """SIGTERM and SIGINT raise :class:`Terminated` in the main thread for the duration."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(signal.Signals(signum).name, signum)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def _end_workers(pool, running: dict, exc: Terminated) -> Terminated:
+    """Kill every worker of ``pool`` (SIGKILL: Lightning would take SIGTERM as a request to
+    stop after its step), drop the queued jobs, and say which jobs were stopped."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+    names = sorted(j.name for j in running.values())
+    msg = (
+        f"terminated by {exc}: stopped {len(names)} running job(s)"
+        + (f" ({', '.join(names)})" if names else "")
+        + "; finished runs are kept, a stopped one resumes with ckpt_path=last"
+    )
+    return Terminated(msg, exc.signum)
+
+
 def run_all(
     jobs: list[Job], root: Path, n_workers: int, threads: int, log, wandb: dict | None = None
 ) -> dict:
     """Run the jobs (dependencies respected, longest first); one progress line each.
-    ``wandb``: the settings of :func:`wandb_settings` (the non-training jobs' summary runs)."""
+    ``wandb``: the settings of :func:`wandb_settings` (the non-training jobs' summary runs).
+    A SIGTERM or SIGINT ends every worker and raises :class:`Terminated`; the workers also
+    die with this process if it is killed outright."""
     total = len(jobs)
     width = max([28, *(len(j.name) for j in jobs)])
     limit_left = sum(j.seconds for j in jobs)
@@ -462,29 +524,36 @@ def run_all(
     running = {}
     t0 = time.perf_counter()
     spent_limit = 0.0
-    with ProcessPoolExecutor(max_workers=n_workers, mp_context=get_context("spawn")) as pool:
-        while pending or running:
-            for job in list(pending):
-                if len(running) >= n_workers:
-                    break
-                if job.after and job.after not in done:
-                    continue
-                pending.remove(job)
-                running[_submit(pool, job, root, threads, wandb)] = job
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for fut in finished:
-                job = running.pop(fut)
-                res = fut.result()  # a failed job stops the whole comparison, loudly
-                done[job.name] = res
-                elapsed = time.perf_counter() - t0
-                spent_limit += job.seconds
-                limit_left -= job.seconds
-                eta = ""
-                if spent_limit > 0 and limit_left > 0:
-                    eta = f", about {_fmt_s(elapsed * limit_left / spent_limit)} left"
-                wf1 = "" if res["wf1"] is None else f"test wF1 {100 * res['wf1']:.2f}"
-                name = job.name.ljust(width)
-                log(f"  [{len(done):2d}/{total}] {name} {wf1:<15} ({_fmt_s(elapsed)}{eta})")
+    ctx = get_context("spawn")
+    with (
+        _terminated_on_signals(),
+        ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_die_with_parent) as pool,
+    ):
+        try:
+            while pending or running:
+                for job in list(pending):
+                    if len(running) >= n_workers:
+                        break
+                    if job.after and job.after not in done:
+                        continue
+                    pending.remove(job)
+                    running[_submit(pool, job, root, threads, wandb)] = job
+                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    job = running.pop(fut)
+                    res = fut.result()  # a failed job stops the whole comparison, loudly
+                    done[job.name] = res
+                    elapsed = time.perf_counter() - t0
+                    spent_limit += job.seconds
+                    limit_left -= job.seconds
+                    eta = ""
+                    if spent_limit > 0 and limit_left > 0:
+                        eta = f", about {_fmt_s(elapsed * limit_left / spent_limit)} left"
+                    wf1 = "" if res["wf1"] is None else f"test wF1 {100 * res['wf1']:.2f}"
+                    name = job.name.ljust(width)
+                    log(f"  [{len(done):2d}/{total}] {name} {wf1:<15} ({_fmt_s(elapsed)}{eta})")
+        except Terminated as exc:
+            raise _end_workers(pool, running, exc) from None
     return done
 
 
