@@ -56,6 +56,17 @@ def test_quick_reproduce_one_seed(tmp_path, capsys):
     assert (out / "plots").is_dir()
 
 
+def test_nonpositive_epochs_are_refused(capsys):
+    import pytest
+
+    for argv in (["--epochs", "-1"], ["--epochs", "0"], ["--patience", "0"]):
+        with pytest.raises(SystemExit) as e:
+            main(["--quick", "--jobs", "1", *argv])
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.endswith(f"{argv[0]} {argv[1]}: expected a whole number of epochs, at least 1")
+
+
 def test_oversubscription_is_refused(capsys):
     import pytest
 

@@ -85,6 +85,9 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.jobs < 1 or args.threads < 1:
         p.error("--jobs and --threads must be at least 1")
+    for flag, value in (("--epochs", args.epochs), ("--patience", args.patience)):
+        if value is not None and value < 1:
+            p.error(f"{flag} {value}: expected a whole number of epochs, at least 1")
     if args.jobs * args.threads > cores:
         p.error(
             f"--jobs {args.jobs} x --threads {args.threads} = {args.jobs * args.threads} "
