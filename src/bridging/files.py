@@ -9,10 +9,12 @@ read-only folder) is an :class:`OutputError` naming the target, not the temporar
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import secrets
+import shutil
 import stat
 from pathlib import Path
 
@@ -23,6 +25,81 @@ class OutputError(OSError):
 
 def _why(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
+
+
+#: the errors of a write that ran out of room: the disk, the user's quota, the file size limit
+_FULL_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
+_FULL_ERRNOS[errno.EFBIG] = "file too large (the file size limit, ulimit -f)"
+#: how writers that are not Python's own say it (safetensors' Rust I/O error, torch's zip
+#: writer, which loses the errno: a short write is "unexpected pos N vs M")
+_FULL_TEXTS = (
+    ("no space left on device", errno.ENOSPC),
+    ("os error 28", errno.ENOSPC),
+    ("disk quota exceeded", errno.EDQUOT),
+    ("os error 122", errno.EDQUOT),
+    ("file too large", errno.EFBIG),
+    ("os error 27", errno.EFBIG),
+    ("unexpected pos", None),
+    ("pytorchstreamwriter failed writing", None),
+    ("file write failed", None),
+)
+
+
+def _full_errno(exc: BaseException) -> int | None | bool:
+    """The errno of a write that ran out of room (ENOSPC, EDQUOT, EFBIG), None when the
+    writer lost it (torch's zip writer), False when ``exc`` (or what caused it) is not one."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+            return exc.errno
+        text = str(exc).lower()
+        for needle, code in _FULL_TEXTS:
+            if needle in text:
+                return code
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write that ran out of room (see :func:`disk_full_error`)."""
+    return _full_errno(exc) is not False
+
+
+def _free_space(path: Path) -> int | None:
+    where = Path(path)
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        return shutil.disk_usage(where).free
+    except OSError:
+        return None
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def disk_full_error(path, exc: BaseException, hint: str = "free some space or write elsewhere"):
+    """An OutputError for ``path`` whose write ran out of room (``exc``: ENOSPC, EDQUOT,
+    EFBIG, or a writer's own words for it), naming the free space left; ``exc`` as it is
+    when it is something else."""
+    code = _full_errno(exc)
+    if code is False or isinstance(exc, OutputError) and str(path) in str(exc):
+        return exc
+    free = _free_space(Path(path))
+    room = f"{_size(free)} free on its file system" if free is not None else "free space unknown"
+    if code is None:  # torch's zip writer: a short write; the free space tells which
+        why = "the write stopped short (the disk is full?)"
+        if free is not None and free < 1 << 20:
+            why = _FULL_ERRNOS[errno.ENOSPC]
+    else:
+        why = _FULL_ERRNOS[code]
+    return OutputError(f"{path}: cannot write it: {why} ({room}): {hint}")
 
 
 def check_output_path(path, field: str = "output") -> Path:
@@ -133,9 +210,12 @@ def atomic_output(path):
             os.replace(tmp, path)
         except OSError as exc:
             raise OutputError(f"{path}: cannot replace it: {_why(exc)}") from None
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        full = disk_full_error(path, exc)
+        if full is not exc:
+            raise full from None
         raise
 
 
@@ -162,6 +242,8 @@ def make_temp_dir(path: Path, suffix: str = ".tmp") -> Path:
         except FileExistsError:
             continue
         except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full_error(path, exc) from None
             raise OutputError(f"{path}: cannot write it: {_why(exc)} ({path.parent})") from None
     raise OutputError(f"{path}: cannot create a temporary folder next to it")
 
@@ -177,6 +259,8 @@ def atomic_write_bytes(path, data: bytes) -> Path:
                 fh.flush()
                 os.fsync(fh.fileno())
         except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full_error(path, exc) from None
             raise OutputError(f"{path}: cannot write it: {_why(exc)}") from None
     return path
 

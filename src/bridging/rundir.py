@@ -205,6 +205,15 @@ def release_run_dir(output_dir, refused: bool = False) -> None:
         os.close(fd)
 
 
+def release_run_dirs(refused: bool = False) -> list[str]:
+    """Release every run dir lock this process holds (see :func:`release_run_dir`): a run
+    that failed before its task started (Hydra writing its record). Returns the dirs."""
+    dirs = list(_LOCKS)
+    for key in dirs:
+        release_run_dir(key, refused=refused)
+    return dirs
+
+
 @contextlib.contextmanager
 def run_dir_lock(output_dir):
     """The run dir's lock for the life of the block (see :func:`lock_run_dir`); a run that
@@ -270,6 +279,7 @@ __all__ = [
     "check_run_dir",
     "lock_run_dir",
     "release_run_dir",
+    "release_run_dirs",
     "remove_stale_temporaries",
     "run_dir_lock",
     "run_dir_problem",

@@ -187,6 +187,30 @@ def _override_error(exc: Exception, argv) -> Exception:
     return exc
 
 
+def _hydra_output_dir() -> str | None:
+    """The run's output dir, once Hydra has set its config; None before."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return str(HydraConfig.get().runtime.output_dir) or None
+    except Exception:  # noqa: BLE001 - not set yet
+        return None
+
+
+def _disk_full_error(exc: BaseException, run_dir: str | None = None) -> BaseException:
+    """A write that ran out of room somewhere in the run dir (a logger's CSV file, Hydra's
+    record) without naming its file, as an error naming the run dir, the free space and the
+    option; other errors (and those that name their file) as they are."""
+    from bridging.files import OutputError, disk_full_error, is_disk_full
+
+    if isinstance(exc, OutputError) or not is_disk_full(exc):
+        return exc
+    where = getattr(exc, "filename", None) or run_dir or _hydra_output_dir()
+    if not where:
+        return exc
+    return disk_full_error(where, exc, "free some space or give another hydra.run.dir")
+
+
 def _multirun() -> bool:
     from bridging.config import hydra_sweep_dir
 
@@ -209,10 +233,13 @@ def hydra_command(prog: str, config_name: str):
                 # a sweep's failed job goes back to the sweeper (Optuna records a failed
                 # trial); what ends the sweep is printed by the entry point
                 return task(cfg)
+            # a log file that cannot be written (the disk is full) must not print a
+            # traceback per record: the run's own error says what happened
+            logging.raiseExceptions = False
             try:
                 return task(cfg)
             except Exception as exc:  # noqa: BLE001 - every error becomes one line
-                fail(prog, exc)
+                fail(prog, _disk_full_error(exc))
 
         hydra_main = hydra.main(
             version_base="1.3", config_path=conf_dir(), config_name=config_name
@@ -240,8 +267,13 @@ def hydra_command(prog: str, config_name: str):
             try:
                 return hydra_main()
             except OSError as exc:
-                # the task's own errors end inside it: this is Hydra making the run dir
-                fail(prog, _run_dir_error(exc))
+                # the task's own errors end inside it: this is Hydra making the run dir or
+                # writing its record there; a dir this run created goes again
+                from bridging.rundir import release_run_dirs
+
+                dirs = release_run_dirs(refused=True)
+                full = _disk_full_error(exc, dirs[0] if dirs else None)
+                fail(prog, full if full is not exc else _run_dir_error(exc))
             except Exception as exc:  # noqa: BLE001 - every error becomes one line
                 fail(prog, _override_error(exc, sys.argv[1:]))
             finally:

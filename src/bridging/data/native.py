@@ -163,8 +163,13 @@ def write_native(corpus: Corpus, path, *, force: bool = False) -> Path:
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        from bridging.files import disk_full_error
+
+        full = disk_full_error(path, exc)
+        if full is not exc:
+            raise full from None
         raise
     return path
 
