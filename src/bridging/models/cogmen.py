@@ -21,7 +21,13 @@ from torch import Tensor, nn
 from bridging.losses.nll import masked_nll
 from bridging.models.classifier import Classifier
 from bridging.models.gnn import GNN
-from bridging.models.graph import build_graph_flat, check_relations, check_window, n_relations
+from bridging.models.graph import (
+    build_graph_flat,
+    check_relations,
+    check_window,
+    n_relations,
+    window_edge_count,
+)
 from bridging.models.seqcontext import PAD_MODES, SeqContext
 from bridging.models.widen import widen
 
@@ -176,6 +182,19 @@ class COGMEN(nn.Module):
         logits = widen(self.clf(clf_in))
         emb = widen(emb)
         return ModelOutput(log_probs=F.log_softmax(logits, dim=-1), logits=logits, embeddings=emb)
+
+    def memory_bytes(self, n: int, training: bool = True, padded_batch: int = 1) -> int:
+        """About the peak memory (bytes, float32) of the model over one dialogue of ``n``
+        utterances, what grows with its length (BENCHMARKS.md, "Long dialogues"): the
+        sequence context's attention (:meth:`SeqContext.memory_bytes`) and the graph
+        network's per-edge messages, measured at about 6 x heads x hidden floats per window
+        edge in a training step and 4 in evaluation (edges: :func:`window_edge_count`, n x
+        (wp + wf + 1) at most, n^2 with unbounded windows)."""
+        total = self.rnn.memory_bytes(n, training, padded_batch)
+        if self.gcn is not None:
+            edges = window_edge_count(n, self.wp, self.wf)  # real utterances only
+            total += 4 * (6 if training else 4) * self.gcn.heads * self.gcn.hidden_size * edges
+        return total
 
     def loss(self, out: ModelOutput, flat_labels: Tensor) -> Tensor:
         """NLL averaged over utterances whose label is not IGNORE_INDEX, with the model's

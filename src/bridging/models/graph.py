@@ -67,6 +67,18 @@ def window_edges(lengths: Tensor, wp: int, wf: int) -> Tensor:
     return torch.stack([source, target])
 
 
+def window_edge_count(n: int, wp: int, wf: int) -> int:
+    """The number of window edges of one dialogue of ``n`` utterances (what
+    :func:`window_edges` builds for it), in closed form: no tensor is made."""
+
+    def reach(w: int) -> int:  # sum over positions i of min(i, w)
+        w = n - 1 if w == -1 or w >= n - 1 else w
+        return w * (w - 1) // 2 + (n - w) * w if n > 0 else 0
+
+    n = int(n)
+    return n + reach(check_window("wp", wp)) + reach(check_window("wf", wf)) if n > 0 else 0
+
+
 RELATIONS = ("speaker_pairs", "same_other")
 
 
@@ -151,6 +163,7 @@ def n_relations(n_speakers: int, relations: str = "speaker_pairs") -> int:
 
 
 __all__ = [
+    "window_edge_count",
     "window_edges",
     "relation_types",
     "relation_of",

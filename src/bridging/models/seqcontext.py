@@ -102,6 +102,7 @@ class SeqContext(nn.Module):
                 )
             self.transformer_out = nn.Linear(self.input_size, self.hidden_size)
             self.output_size = self.hidden_size
+            self.dim_feedforward = int(dim_feedforward)
         else:
             cls = nn.LSTM if rnn == "lstm" else nn.GRU
             self.rnn = cls(
@@ -113,6 +114,27 @@ class SeqContext(nn.Module):
                 batch_first=True,
             )
             self.output_size = 2 * self.hidden_size
+
+    def memory_bytes(self, n: int, training: bool = True, padded_batch: int = 1) -> int:
+        """About the peak memory (bytes, float32) of this context over one dialogue of ``n``
+        utterances (measured: BENCHMARKS.md, "Long dialogues"). The transformer's attention
+        holds heads x n^2 scores per layer in a training step: about 3 such matrices per
+        layer are kept for the backward pass (weights, dropout mask, dropped weights) and one
+        more is made while it runs. Evaluation without dropout goes through
+        ``scaled_dot_product_attention``'s fused kernel, which never makes the matrix
+        (``pad_mode="mask"``); the stock encoder of ``pad_mode="reference"`` is counted at
+        one matrix (not measured). ``padded_batch``: dialogues padded to ``n`` in one
+        attention block (``pad_mode="reference"``: the batch). The per-utterance work
+        (projections, feed-forward) adds as many vectors of the feed-forward's width plus 4
+        model widths. Recurrent contexts grow linearly: 0."""
+        if self.kind != "transformer":
+            return 0
+        matrices = 3 * self.nlayer + 1 if training else 1
+        square = self.nhead * int(n) ** 2 * max(1, int(padded_batch))
+        if not training and self.pad_mode == "mask":
+            square = 0
+        per_token = self.dim_feedforward + 4 * self.input_size
+        return 4 * matrices * (square + per_token * int(n))
 
     def forward(self, x: Tensor, lengths: Tensor, mask: Tensor | None = None) -> Tensor:
         """``x`` [B, T, D] (zeros at padding), ``lengths`` [B] -> flat [N, output_size].

@@ -16,6 +16,7 @@ from bridging.files import atomic_write_csv, check_output_path
 from bridging.predictions import refuse_non_finite
 from bridging.recipes import check_data_fits, load_recipe
 from bridging.recipes.base import stage_metrics
+from bridging.runs.memory import check_memory
 from bridging.runs.outputs import eval_metrics, write_run
 
 #: what marks a training run's dir (bridging-train writes them; eval outputs lack "experiment")
@@ -144,7 +145,9 @@ def evaluate(
         check_output_path(predictions_path, "predictions_path")
     dm = datamodule_for(recipe, data_cfg, keep, batch_size)
     loader = dm.split(split).loader(dm.eval_batch_size, False)
-    eval_trainer(accelerator).test(recipe, dataloaders=loader, verbose=False)
+    trainer = eval_trainer(accelerator)
+    check_memory(recipe, dm, str(trainer.strategy.root_device), training=False, splits=[split])
+    trainer.test(recipe, dataloaders=loader, verbose=False)
     result = recipe.results["test"]
     predictions = recipe.test_predictions(dm.split(split).ids, split)
     if predictions is not None:
@@ -174,7 +177,10 @@ def predict_rows(
     """One row per utterance: dialogue_id, utterance_index, speaker, gold, pred, prob_<label>;
     class probabilities that are not finite are refused (a DataError naming ``where``)."""
     loader = datamodule.split(split).loader(datamodule.eval_batch_size, False)
-    outputs = eval_trainer(accelerator).predict(recipe, dataloaders=loader)
+    trainer = eval_trainer(accelerator)
+    device = str(trainer.strategy.root_device)
+    check_memory(recipe, datamodule, device, training=False, splits=[split])
+    outputs = trainer.predict(recipe, dataloaders=loader)
     names = recipe.facts.label_names
     speakers = recipe.facts.speaker_names
     rows = []

@@ -253,6 +253,9 @@ def fit_and_test(
     trainer = build_trainer(
         cfg, output_dir, resume_from=Path(resume).parent.parent if resume else None
     )
+    from bridging.runs.memory import check_memory
+
+    check_memory(recipe, datamodule, str(trainer.strategy.root_device), training=True)
     facts = datamodule.facts
     for lg in wandb_loggers(trainer):
         from bridging.tracking import remember_run_id

@@ -1,0 +1,136 @@
+"""Dialogues too long for the machine, refused before any work (issue 21).
+
+The sequence context's attention grows with the square of a dialogue's length, and with
+unbounded graph windows so do the graph's edges: one 10,000-utterance dialogue needs about
+15 GiB for a one-layer transformer's training step, and the default four layers about 45
+(:meth:`bridging.models.cogmen.COGMEN.memory_bytes`, measured in BENCHMARKS.md, "Long
+dialogues"). Without a check, such a dialogue fails deep inside the allocator, or the
+kernel kills the run. :func:`check_dialogue_memory` names the longest dialogue of each split
+and the memory it needs, and refuses it when that exceeds what the machine has free (the
+CPU's available memory within the process's cgroup limit, or the CUDA device's free
+memory), saying what would make it fit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+GIB = 1024**3
+#: warn when a dialogue needs more than this share of the free memory
+WARN_SHARE = 0.5
+
+
+def _meminfo_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_room() -> int | None:
+    """What the process's cgroup (v2) still allows, None without a limit."""
+    try:
+        rel = Path("/proc/self/cgroup").read_text().strip().split("::", 1)[1]
+        base = Path("/sys/fs/cgroup") / rel.lstrip("/")
+        limit = (base / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return int(limit) - int((base / "memory.current").read_text().strip())
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def available_bytes(device: str = "cpu") -> int | None:
+    """Free memory for a run on ``device`` ("cpu" or "cuda[:k]"), None when unknown. The
+    environment variable ``BRIDGING_MEMORY_BYTES`` states it instead (a machine whose
+    figures cannot be read, or a test)."""
+    given = os.environ.get("BRIDGING_MEMORY_BYTES")
+    if given:
+        return int(given)
+    if str(device).startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            return int(torch.cuda.mem_get_info(torch.device(device))[0])
+        return None
+    sizes = [x for x in (_meminfo_available(), _cgroup_room()) if x is not None]
+    return min(sizes) if sizes else None
+
+
+def _gib(n: float) -> str:
+    return f"{n / GIB:.1f} GiB"
+
+
+def _remedy(model, n: int, training: bool, batch: int) -> str:
+    if not training:  # a trained model is what it is: the data has to change
+        return "split it into shorter dialogues, or run on a machine with more memory"
+    attention = model.rnn.memory_bytes(n, training, batch)
+    fixes = ["split it into shorter dialogues"]
+    if attention * 2 > model.memory_bytes(n, training, batch):
+        if batch > 1:
+            fixes.append("train with model.pad_mode=mask (no padding to its length)")
+        fixes.append("use model.rnn=lstm (memory linear in the length)")
+    elif model.wp == -1 or model.wf == -1:
+        fixes.append("bound the graph windows (model.wp, model.wf)")
+    return ", or ".join(fixes)
+
+
+def check_dialogue_memory(models, datamodule, stages: dict, device: str = "cpu") -> None:
+    """Refuse (a DataError naming the data, the dialogue, its length, the memory it needs
+    and the memory free) a dialogue that cannot fit. ``models``: (COGMEN, training?) pairs
+    whose peak for a dialogue is compared one at a time (a student's frozen teacher runs in
+    its own pass); ``stages``: split name -> whether that split is trained on. Splits absent
+    from the data are skipped. A dialogue needing more than half the free memory is a
+    warning."""
+    from bridging.data.records import DataError
+
+    free = available_bytes(device)
+    where = datamodule.facts.path or datamodule.facts.source_format
+    for split_name, split_trains in stages.items():
+        if split_name not in datamodule.splits:
+            continue
+        split = datamodule.split(split_name)
+        if not len(split):
+            continue
+        longest = int(split.lengths.argmax())
+        n = int(split.lengths[longest])
+        batch_size = datamodule.batch_size if split_trains else datamodule.eval_batch_size
+        for model, trains in models:
+            training = trains and split_trains
+            padded = min(batch_size, len(split)) if model.rnn.pad_mode == "reference" else 1
+            need = model.memory_bytes(n, training, padded)
+            if free is None or need <= WARN_SHARE * free:
+                continue
+            doing = "a training step on it" if training else "evaluating it"
+            what = (
+                f"dialogue {split.ids[longest]!r} of split {split_name!r} ({n} utterances): "
+                f"{doing} needs about {_gib(need)}, {_gib(free)} free on {device}"
+            )
+            if need > free:
+                raise DataError(f"{where}: {what}: {_remedy(model, n, training, padded)}")
+            log.warning("%s: %s: the run may run out of memory", where, what)
+
+
+def check_memory(recipe, datamodule, device: str, training: bool, splits=None) -> None:
+    """Refuse, before any work, a dialogue too long for the memory free on ``device``
+    (:func:`check_dialogue_memory`): the recipe's model on the
+    ``splits`` (default: train trained on when ``training``, dev and test evaluated), a
+    student's frozen teacher evaluated on them too."""
+    stages = {s: False for s in (splits or ("dev", "test"))}
+    if training and splits is None:
+        stages = {"train": True, **stages}
+    models = [(recipe.model, training)]
+    teacher = getattr(recipe, "teacher", None)
+    if teacher is not None:
+        models.append((teacher.model, False))
+    check_dialogue_memory(models, datamodule, stages, device)
+
+
+__all__ = ["available_bytes", "check_dialogue_memory", "check_memory"]

@@ -1,0 +1,171 @@
+"""Dialogues too long for the machine (issue 21): refused before any work, in one line
+naming the data, the dialogue, its length, the memory it needs and the memory free; the
+estimate (COGMEN.memory_bytes) agrees with the memory a real training step takes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from bridging.data.native import write_native
+from bridging.models.cogmen import COGMEN
+from bridging.models.graph import window_edge_count, window_edges
+from test_hostile_input import small
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+TINY = ["debug=tiny", "logger=none"]
+
+
+def with_long_dialogue(n: int, sizes=None):
+    """A small 4-way corpus whose first training dialogue is stretched to ``n`` utterances
+    (its rows repeated)."""
+    c = small("iemocap_4", n=16, feature_sizes=sizes or {"a": 6, "v": 4})
+    d = c.splits["train"][0]
+
+    def tile(x):
+        if x is None:
+            return None
+        if isinstance(x, list):
+            return (x * (n // len(x) + 1))[:n]
+        x = np.asarray(x)
+        return np.concatenate([x] * (n // len(x) + 1))[:n]
+
+    long = replace(
+        d,
+        speakers=tile(d.speakers),
+        labels=tile(d.labels),
+        sentences=tile(d.sentences),
+        latent=tile(d.latent),
+        features={m: tile(x) for m, x in d.features.items()},
+        other_labels={k: tile(v) for k, v in (d.other_labels or {}).items()} or d.other_labels,
+    )
+    c.splits["train"][0] = long
+    return c, long.id
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 40])
+@pytest.mark.parametrize("wp, wf", [(-1, -1), (0, 0), (5, 5), (3, -1), (60, 2)])
+def test_window_edge_count_is_what_window_edges_builds(n, wp, wf):
+    assert window_edge_count(n, wp, wf) == window_edges(torch.tensor([n]), wp, wf).shape[1]
+
+
+def test_the_estimate_grows_with_the_square_of_the_length_and_the_layers():
+    one = COGMEN(612, 4, seqcontext_nlayer=1, gnn_nheads=1)
+    four = COGMEN(612, 4, seqcontext_nlayer=4, gnn_nheads=1)
+    lstm = COGMEN(612, 4, rnn="lstm", seqcontext_nlayer=4, gnn_nheads=1)
+    a, b = one.memory_bytes(5000), one.memory_bytes(10000)
+    assert 3.6 < b / a < 4.0  # n^2 dominates; the per-utterance part is linear
+    assert four.memory_bytes(10000) > 3 * b  # 3 more matrices per layer
+    assert one.memory_bytes(10000, training=False) < b / 3
+    assert lstm.memory_bytes(10000) < 0.02 * b  # only the window's edges
+    unbounded = COGMEN(612, 4, rnn="lstm", wp=-1, wf=-1, gnn_nheads=1)
+    assert unbounded.memory_bytes(3000) == 4 * 6 * 100 * 3000**2
+
+
+MEASURE = """
+import resource, sys, torch
+from bridging.models.cogmen import COGMEN
+n, rnn, w, train = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+torch.manual_seed(0)
+m = COGMEN(612, 4, rnn=rnn, seqcontext_nlayer=1, gnn_nheads=1, wp=w, wf=w, drop_rate=0.1)
+x, lengths, spk = torch.randn(1, n, 612), torch.tensor([n]), torch.randint(0, 2, (1, n))
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+m.train(train)
+with torch.set_grad_enabled(train):
+    out = m(x, lengths, spk)
+    if train:
+        out.log_probs.sum().backward()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((peak - base) * 1024, m.memory_bytes(n, train))
+"""
+
+
+@pytest.mark.parametrize(
+    "n, rnn, w, train",
+    [(2000, "transformer", 5, "1"), (600, "lstm", -1, "1"), (600, "lstm", -1, "0")],
+)
+def test_the_estimate_is_within_a_third_of_the_measured_peak(n, rnn, w, train):
+    """A real training step (forward and backward) or evaluation of one long dialogue in a
+    fresh process: its peak resident memory above the start against the estimate."""
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(n), rnn, str(w), train],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    measured, estimate = map(int, done.stdout.split())
+    assert 0.75 < estimate / measured < 1.33, (measured, estimate)
+
+
+def test_a_dialogue_no_machine_holds_is_refused_before_training(tmp_path):
+    """60,000 utterances: about 550 GiB for a one-layer transformer's training step. The
+    refusal names the data, the dialogue and the memory, and the run leaves nothing."""
+    corpus, long_id = with_long_dialogue(60_000)
+    data = write_native(corpus, tmp_path / "long")
+    run = tmp_path / "run"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bridging.cli.train",
+            *TINY,
+            "data=iemocap",
+            f"data.path={data}",
+            f"hydra.run.dir={run}",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=600,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"bridging-train: error: {data}: dialogue {long_id!r} of split ")
+    assert "(60000 utterances): a training step on it needs about " in lines[0]
+    need = float(lines[0].split("needs about ")[1].split(" GiB")[0])
+    assert need > 400  # GiB: 4 matrices of 10 heads x 60,000^2 floats
+    assert "split it into shorter dialogues" in lines[0]
+    assert "model.rnn=lstm" in lines[0]
+    assert not run.exists()
+
+
+def test_eval_and_predict_refuse_a_dialogue_the_free_memory_cannot_hold(
+    tmp_path, monkeypatch, capsys
+):
+    """On a machine stated to have 64 MiB free (BRIDGING_MEMORY_BYTES): a 3,000-utterance
+    dialogue is refused by bridging-eval and bridging-predict, which write nothing; with
+    the memory free the same evaluation runs."""
+    from bridging.cli.eval import main as eval_main
+    from bridging.cli.predict import main as predict_main
+    from bridging.cli.train import main as train_main
+    from test_hostile_input import cli, err_lines
+
+    short = write_native(small("iemocap_4", n=16, feature_sizes={"a": 6, "v": 4}), tmp_path / "s")
+    corpus, long_id = with_long_dialogue(3000)
+    data = write_native(corpus, tmp_path / "long")
+    run = tmp_path / "run"
+    assert cli(train_main, *TINY, "data=iemocap", f"data.path={short}", f"hydra.run.dir={run}") == 0
+    capsys.readouterr()
+    ckpt = run / "checkpoints" / "best.ckpt"
+    monkeypatch.setenv("BRIDGING_MEMORY_BYTES", str(64 * 1024**2))
+    common = [f"ckpt_path={ckpt}", "data=iemocap", f"data.path={data}", "split=train"]
+    out = tmp_path / "p.csv"
+    for main, extra in ((eval_main, []), (predict_main, [f"output={out}"])):
+        assert cli(main, *common, *extra) == 2
+        (line,) = err_lines(capsys)
+        assert f"{data}: dialogue {long_id!r} of split 'train' (3000 utterances): " in line
+        assert "evaluating it needs about " in line and "64.0 MiB" not in line
+        assert "0.1 GiB free on cpu" in line
+    assert not out.exists()
+    monkeypatch.delenv("BRIDGING_MEMORY_BYTES")
+    assert cli(predict_main, *common, f"output={out}") == 0
+    assert len(out.read_text().splitlines()) > 3000
