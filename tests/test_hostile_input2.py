@@ -494,3 +494,34 @@ def test_resume_removes_a_stale_checkpoint_temporary(model, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert not stale.exists()
     assert json.loads((run_dir / "metrics.json").read_text())["epochs_run"] == 2
+
+
+# ------------------------------------------------------------------------------ eval leftovers
+@pytest.mark.parametrize("prog", ["eval", "predict"])
+def test_a_failed_eval_or_predict_leaves_nothing_it_made(tmp_path, monkeypatch, capsys, prog):
+    """A failed bridging-eval / -predict removes the dir Hydra made for it (and its new
+    parents), never a parent that existed or anything in a given run dir but its own log and
+    record."""
+    from bridging.cli.eval import main as eval_main
+    from bridging.cli.predict import main as predict_main
+    from test_hostile_input import cli as run_cli
+
+    main = eval_main if prog == "eval" else predict_main
+    extra = [] if prog == "eval" else [f"output={tmp_path / 'p.csv'}"]
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "missing.ckpt"
+    assert run_cli(main, f"ckpt_path={missing}", *extra) == 2
+    assert f"{missing}: no such checkpoint file" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # outputs/<prog>/runs/<ts> gone
+    keep = tmp_path / "outputs" / prog / "runs" / "keep"
+    keep.mkdir(parents=True)
+    assert run_cli(main, f"ckpt_path={missing}", *extra) == 2
+    assert sorted(p.name for p in keep.parent.iterdir()) == ["keep"]  # a used parent stays
+    given = tmp_path / "a_run"
+    (given / ".hydra").mkdir(parents=True)
+    (given / "train.log").write_text("the run's own log\n")
+    (given / ".hydra" / "config.yaml").write_text("x: 1\n")
+    before = tree(given)
+    assert run_cli(main, f"ckpt_path={missing}", f"hydra.run.dir={given}", *extra) == 2
+    assert tree(given) == before  # no <prog>.log, no .hydra/<prog>/ left in the given dir
+    assert not (tmp_path / "p.csv").exists()

@@ -69,7 +69,7 @@ PRINTS = {
     "bridging-import-cogmen": r'"out": "teacher\.ckpt"',
     "bridging-report": r"teacher",
     "bridging-data": r"\"format\"|^wrote |^converted ",
-    "bridging-predict-audio": r"^wrote \d+ predictions \(batch mode\) to preds\.csv$",
+    "bridging-predict-audio": r"^wrote \d+ predictions \(batch mode\) to speech_preds\.csv$",
     "bridging-export": r"^exported onnx to model\.onnx .*max \|log_prob difference\|",
 }
 
@@ -251,7 +251,7 @@ def test_readme_command(workspace, line):
     assert re.search(PRINTS[argv[0]], res.stdout, re.M), res.stdout[-2000:]
     ws = workspace["dir"]
     if argv[0] == "bridging-predict-audio":
-        assert len((ws / "preds.csv").read_text().splitlines()) == 1 + workspace["n_audio"]
+        assert len((ws / "speech_preds.csv").read_text().splitlines()) == 1 + workspace["n_audio"]
     if argv[:2] == ["bridging-data", "inspect"]:
         summary = json.loads(res.stdout)
         assert summary["label_set"] in ("iemocap_4", "iemocap_6", "meld_7")

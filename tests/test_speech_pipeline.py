@@ -343,7 +343,23 @@ def test_predict_audio_groups_dialogues_and_reports_bad_input(release, trained, 
             [[float(r[f"prob_{n}"]) for n in SIX] for r in rows if r["dialogue"] == name]
         )
         np.testing.assert_allclose(got, alone, atol=2e-6)
+    # an existing OUTPUT is refused unless --force; an input never, even forced
+    before = out.read_bytes()
+    assert predict_main([str(trained), str(csv_path), str(out)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"bridging-predict-audio: error: {out}: exists (a file); refusing to overwrite it "
+        "(give --force to replace it)"
+    )
+    assert out.read_bytes() == before
+    assert predict_main([str(trained), str(csv_path), str(out), "--force"]) == 0
+    assert out.read_bytes() == before  # the same predictions, written again
+    for own in (csv_path, trained):
+        kept = own.read_bytes()
+        assert predict_main([str(trained), str(csv_path), str(own), "--force"]) == 2
+        assert "refusing to write over an input, even when forced" in capsys.readouterr().err
+        assert own.read_bytes() == kept
     # errors: a broken wav is named; a manifest without speakers; a missing option
+    out = tmp_path / "never_written.csv"
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "broken.wav").write_bytes(b"RIFFxxxxWAVEjunk")

@@ -273,7 +273,68 @@ class RunDirGuard(_HydraCallback):
                     logging.root.handlers = [h for h in handlers if h != "file"]
 
 
+#: what Hydra makes for a command (bridging-eval, -predict) in this process that did not exist
+#: before it: the run dir (and its new parents), or in an existing dir the command's log and
+#: record
+_CREATED: list[str] = []
+
+
+class CommandDirGuard(_HydraCallback):
+    """Hydra callback (``hydra.callbacks`` of conf/eval.yaml and conf/predict.yaml): notes
+    what of the command's run dir is new, so that a command that fails leaves nothing it
+    created (:func:`discard_created_dirs`): a new dir goes with its new parents; in a dir
+    that existed (a training run's dir given as ``hydra.run.dir``) only the command's own log
+    (``<task_name>.log``) and record (``hydra.output_subdir``) go, when they are new."""
+
+    def on_run_start(self, config, **kwargs) -> None:
+        from omegaconf import OmegaConf
+
+        _CREATED.clear()
+        try:
+            out = OmegaConf.select(config, "hydra.run.dir", throw_on_missing=True)
+            record = OmegaConf.select(config, "hydra.output_subdir", default=None)
+        except Exception:  # noqa: BLE001 - unresolvable: Hydra reports it
+            return
+        if not out:
+            return
+        out = Path(os.path.abspath(str(out)))
+        if not os.path.lexists(out):
+            top = out
+            while not os.path.lexists(top.parent) and top.parent != top.parent.parent:
+                top = top.parent
+            # the run dir, then each new parent up to the first that existed
+            _CREATED.extend(str(p) for p in [out, *out.parents] if p.is_relative_to(top))
+            return
+        for name in (f"{config.get('task_name') or 'job'}.log", record):
+            if name and not os.path.lexists(out / name):
+                _CREATED.append(str(out / name))
+
+
+def discard_created_dirs(failed: bool = True) -> list[str]:
+    """After a command failed (``failed``): remove what Hydra made for it in this process
+    (see :class:`CommandDirGuard`; a new parent only when nothing else is in it by then);
+    otherwise only forget it. Returns the removed paths."""
+    removed = []
+    for i, path in enumerate(_CREATED if failed else []):
+        if os.path.islink(path) or not os.path.lexists(path):
+            continue
+        try:
+            if i and os.path.isdir(path) and Path(_CREATED[i - 1]).parent == Path(path):
+                os.rmdir(path)  # a new parent: only when empty (another command may use it)
+            elif os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+            removed.append(path)
+        except OSError:
+            continue
+    _CREATED.clear()
+    return removed
+
+
 __all__ = [
+    "CommandDirGuard",
+    "discard_created_dirs",
     "RunDirError",
     "RunDirGuard",
     "check_run_dir",

@@ -236,10 +236,15 @@ def hydra_command(prog: str, config_name: str):
             # a log file that cannot be written (the disk is full) must not print a
             # traceback per record: the run's own error says what happened
             logging.raiseExceptions = False
+            from bridging.rundir import discard_created_dirs
+
             try:
-                return task(cfg)
+                result = task(cfg)
             except Exception as exc:  # noqa: BLE001 - every error becomes one line
+                discard_created_dirs(failed=True)  # eval/predict: a dir made for nothing
                 fail(prog, _disk_full_error(exc))
+            discard_created_dirs(failed=False)
+            return result
 
         hydra_main = hydra.main(
             version_base="1.3", config_path=conf_dir(), config_name=config_name
@@ -269,9 +274,9 @@ def hydra_command(prog: str, config_name: str):
             except OSError as exc:
                 # the task's own errors end inside it: this is Hydra making the run dir or
                 # writing its record there; a dir this run created goes again
-                from bridging.rundir import release_run_dirs
+                from bridging.rundir import discard_created_dirs, release_run_dirs
 
-                dirs = release_run_dirs(refused=True)
+                dirs = release_run_dirs(refused=True) + discard_created_dirs(failed=True)
                 full = _disk_full_error(exc, dirs[0] if dirs else None)
                 fail(prog, full if full is not exc else _run_dir_error(exc))
             except Exception as exc:  # noqa: BLE001 - every error becomes one line

@@ -2,14 +2,15 @@
 
     bridging-predict-audio CKPT INPUT OUTPUT [--causal] [--workers N] [--cache-dir DIR]
                            [--wp N] [--wf N] [--extractor-path DIR]
-                           [--out-of-range warn|refuse] [--no-progress]
+                           [--out-of-range warn|refuse] [--no-progress] [--force]
 
 INPUT: a CSV with columns ``file`` (wav path, relative to the CSV's folder), ``speaker``
 (M/F or 0/1) and optionally ``dialogue``, one row per utterance in turn order; or a folder
 holding such a ``manifest.csv``. The features are extracted with the extractor stored in the
 checkpoint (the one its training data was made with), the model runs on audio only (other
 modalities zeroed), and OUTPUT (a CSV) gets one row per utterance: [dialogue,] file,
-speaker, pred, prob_<label>.
+speaker, pred, prob_<label>. An existing OUTPUT is refused unless --force; the checkpoint,
+the manifest and the wav files are never replaced, even forced.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
         "stops the command (refuse)",
     )
     p.add_argument(
+        "--force", action="store_true", help="replace an existing OUTPUT (never an input)"
+    )
+    p.add_argument(
         "--no-progress",
         dest="progress",
         action="store_false",
@@ -75,6 +79,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="no progress bar during feature extraction",
     )
     return p
+
+
+def _check_output(args) -> None:
+    """Refuse, before any work, an OUTPUT that is an input (the checkpoint, the manifest, a
+    wav file it lists: never, even forced) or that exists (unless --force)."""
+    from pathlib import Path
+
+    from bridging.files import check_output_path, refuse_existing, refuse_own_input
+
+    inputs = {"the checkpoint": args.ckpt, "the input": args.input}
+    manifest = Path(args.input) / "manifest.csv" if Path(args.input).is_dir() else None
+    if manifest is not None:
+        inputs["the manifest"] = manifest
+    refuse_own_input(args.output, inputs, "OUTPUT")
+    refuse_existing(args.output, args.force, "give --force to replace it")
+    check_output_path(args.output, "OUTPUT")
 
 
 def main(argv=None) -> int:
@@ -96,6 +116,7 @@ def main(argv=None) -> int:
             shown(message, category, *rest, **kwargs)
 
     try:
+        _check_output(args)
         with warnings.catch_warnings():
             warnings.simplefilter("always", FeatureRangeWarning)
             warnings.showwarning = show
