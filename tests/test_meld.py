@@ -379,8 +379,8 @@ def test_meld_preset_is_meld_shaped():
 
 
 def test_meld_preset_text_strongest_audio_weak():
-    from bridging.baselines import fit_logreg
     from bridging.data.calibration import weighted_f1
+    from bridging.runs.baselines import fit_logreg
 
     c = synthesize(preset="meld", n_dialogues=300, seed=0)
     assert {m: c.splits["train"][0].features[m].shape[1] for m in ("a", "t")} == {

@@ -56,7 +56,7 @@ def prepared(release, tmp_path_factory):
 def trained(prepared, tmp_path_factory):
     """best.ckpt of TINY_MELD_RUN, trained with one intra-op thread (tiny tensors; the
     module-scoped fixture runs outside conftest's per-test thread setting)."""
-    from bridging.config import compose
+    from bridging.runs.config import compose
     from bridging.runs.experiment import train
 
     out = tmp_path_factory.mktemp("meld_run")

@@ -321,7 +321,7 @@ def test_gpu_check_without_cuda_says_so():
 def test_reproduce_flop_limit_uses_the_runs_precision():
     """The comparison's runs share the trainer settings of its overrides; the matmul rate is
     measured in the dtype of their products."""
-    from bridging.flops import matmul_gflops
+    from bridging.runs.flops import matmul_gflops
     from bridging.runs.reproduce import runs_precision
 
     assert runs_precision([]) == "32-true"

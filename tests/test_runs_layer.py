@@ -77,7 +77,7 @@ def test_models_losses_and_masking_import_only_torch_pyg_and_their_own_layer():
     allowed = ("torch", "torch_geometric", "bridging.models", "bridging.losses")
     allowed += ("bridging.data.records", "__future__", "math", "typing", "dataclasses")
     allowed += ("warnings", "collections", "functools")
-    for path in [*_files("models"), *_files("losses"), *_files("masking")]:
+    for path in [*_files("models"), *_files("losses"), *_files("recipes", "masking")]:
         bad = {m for m in _imports(path) if not m.startswith(allowed)}
         assert not bad, f"{path.relative_to(SRC)} imports {bad}"
 
@@ -127,7 +127,7 @@ def test_help_lists_every_option(prog, capsys, monkeypatch):
     first = (module.__doc__ or "").strip().splitlines()[0]
     assert first and first in out  # what the command does
     if hasattr(main, "task"):  # Hydra: every group and every top-level key of its config
-        from bridging.config import compose
+        from bridging.runs.config import compose
 
         name = {"bridging-train": "train", "bridging-eval": "eval"}.get(prog, "predict")
         cfg = compose(name, ["ckpt_path=x"] if name != "train" else [])

@@ -59,7 +59,7 @@ def prepared(release, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(prepared, tmp_path_factory):
-    from bridging.config import compose
+    from bridging.runs.config import compose
     from bridging.runs.experiment import train
 
     out = tmp_path_factory.mktemp("speech_run")

@@ -119,7 +119,7 @@ def cmd_synth(args) -> int:
     from bridging.data.dialoguernn_format import write_dialoguernn
     from bridging.data.meld_format import write_meld
     from bridging.data.native import write_native
-    from bridging.files import refuse_existing
+    from bridging.utils.files import refuse_existing
 
     label_set = args.label_set or _default_label_set(args)
     if args.layout == "dialoguernn" and label_set == "iemocap_4":
@@ -148,7 +148,7 @@ def cmd_synth(args) -> int:
 def cmd_convert(args) -> int:
     from bridging.data.native import is_native_corpus
     from bridging.data.sources import convert
-    from bridging.files import OutputError, refuse_existing, refuse_own_input
+    from bridging.utils.files import OutputError, refuse_existing, refuse_own_input
 
     refuse_own_input(args.out, {"the input": args.inp}, "OUT")
     refuse_existing(args.out, args.force, FORCE_HINT)  # before reading a large input
@@ -244,7 +244,7 @@ def cmd_calibrate(args) -> int:
     command = "bridging-data calibrate" + (f" --markdown {args.markdown}" if args.markdown else "")
     text = cal.markdown(facts, params, command)
     if args.markdown:
-        from bridging.files import atomic_write_text
+        from bridging.utils.files import atomic_write_text
 
         atomic_write_text(args.markdown, text)
     if args.json:
@@ -446,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from bridging.files import OutputError
+    from bridging.utils.files import OutputError
 
     args = build_parser().parse_args(argv)
     try:

@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from bridging.data.records import LABEL_SETS, DataError, ordered_modalities
-from bridging.files import check_input_file
+from bridging.utils.files import check_input_file
 
 # ---------------------------------------------------------------------------------------
 # Inert stand-ins

@@ -143,15 +143,15 @@ def annotation_statistics(params: CorpusParams, seed: int = 0, scale: int = 1, *
 
 def annotation_ceiling(corpus: Corpus, split: str = "test") -> dict | None:
     """The latent emotion scored against the stored labels (see
-    :func:`bridging.baselines.annotation_ceiling`); None without latent emotions."""
-    from bridging.baselines import annotation_ceiling as ceiling
+    :func:`bridging.runs.baselines.annotation_ceiling`); None without latent emotions."""
+    from bridging.runs.baselines import annotation_ceiling as ceiling
 
     return ceiling(corpus, split)
 
 
 def weighted_f1(gold: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
     """Support-weighted mean of per-class F1 (predictions outside 0..C-1 are errors)."""
-    from bridging.predictions import confusion_matrix, f1_scores
+    from bridging.data.predictions import confusion_matrix, f1_scores
 
     return float(f1_scores(confusion_matrix(gold, pred, n_classes))["wf1"])
 

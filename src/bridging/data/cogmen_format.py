@@ -166,7 +166,7 @@ def write_cogmen(corpus: Corpus, path, *, protocol: int = 4, force: bool = False
     2-D ``sbert_sentence_embeddings`` array, as SentenceTransformer.encode returns. A missing
     modality is written as None.
     """
-    from bridging.files import atomic_output, refuse_existing
+    from bridging.utils.files import atomic_output, refuse_existing
 
     refuse_existing(path, force)
     sample_cls = _sample_type()

@@ -479,7 +479,7 @@ def write_meld(
     :func:`_train_vid_order`). Speakers are one-hot rows ``corpus.n_speakers`` wide, features
     one float32 ``[n, D]`` array per dialogue.
     """
-    from bridging.files import atomic_output, refuse_existing
+    from bridging.utils.files import atomic_output, refuse_existing
 
     if layout not in LAYOUTS:
         raise DataError(f"unknown MELD layout {layout!r}: expected one of {sorted(LAYOUTS)}")

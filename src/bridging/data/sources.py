@@ -36,7 +36,7 @@ FORMATS = ("cogmen", "dialoguernn", "meld", "native")
 
 
 def _check_exists(path: Path) -> None:
-    from bridging.files import check_input_file
+    from bridging.utils.files import check_input_file
 
     if not path.exists():
         raise DataError(f"{path}: no such file")
@@ -183,7 +183,7 @@ def convert(
     as iemocap_4 applies the dropping rule). An existing ``out_path`` is refused unless
     ``force`` (see :func:`~bridging.data.native.write_native`).
     """
-    from bridging.files import refuse_existing
+    from bridging.utils.files import refuse_existing
 
     refuse_existing(out_path, force)
     corpus = load_corpus(in_path, format=format, label_set=label_set, dev_split=dev_split)

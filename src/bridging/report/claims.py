@@ -5,8 +5,8 @@ The comparison's experiments (as ``bridging-reproduce`` names them, on IEMOCAP a
 ``teacher`` (multimodal: a+v, or a+t on MELD, evaluated on its modalities),
 ``av_eval_speech_only`` (that teacher, all but audio zeroed), ``audio_only``, ``student_kd``,
 ``masked``, ``masked_nognn``, ``audio_dropout``; reference rows ``logreg_a``, ``logreg_av``
-or ``logreg_at`` (:func:`bridging.baselines.run_logreg`) and
-``annotation_ceiling`` (:func:`bridging.baselines.write_ceiling_run`). Each experiment is
+or ``logreg_at`` (:func:`bridging.runs.baselines.run_logreg`) and
+``annotation_ceiling`` (:func:`bridging.runs.baselines.write_ceiling_run`). Each experiment is
 one configuration (its best on dev when a sweep gives several), all on the same data: the
 data and label set most of the comparison's runs share.
 
@@ -16,7 +16,7 @@ A - B of test weighted F1, in points: per seed, the run of A and the run of B wi
 mean over seeds. Its 95% confidence interval is a percentile bootstrap over test dialogues
 and seeds: each resample draws the seeds with replacement and, within each drawn seed, the
 test dialogues with replacement, the *same* dialogue draw for both arms; both arms' wF1 are
-recomputed on it from the saved per-utterance predictions (:mod:`bridging.predictions`) and
+recomputed on it from the saved per-utterance predictions (:mod:`bridging.data.predictions`) and
 the differences averaged over the drawn seeds.
 
 Under leave-one-session-out (runs whose data summary says ``protocol: loso``; an arm then
@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridging.predictions import PREDICTIONS_FILE, Predictions, PredictionsError, f1_scores
+from bridging.data.predictions import PREDICTIONS_FILE, Predictions, PredictionsError, f1_scores
 
 #: defaults of bridging-report's --margin, --bootstrap, --bootstrap-seed
 MARGIN = 2.0

@@ -10,7 +10,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridging.files import atomic_write_text
 from bridging.report.runs import (
     METRICS,
     RECIPE_ORDER,
@@ -23,6 +22,7 @@ from bridging.report.runs import (
     sort_value,
     varying_hparams,
 )
+from bridging.utils.files import atomic_write_text
 
 
 @dataclass

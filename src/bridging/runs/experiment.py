@@ -22,10 +22,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from bridging.allocator import set_allocator
-from bridging.files import config_hash
 from bridging.recipes.masked import MaskedRecipe
 from bridging.recipes.student import StudentRecipe
+from bridging.runs.allocator import set_allocator
 from bridging.runs.evaluate import full_modality_metrics, student_metrics
 from bridging.runs.outputs import run_metrics, sweep_hparams
 from bridging.runs.teacher import attach_teacher
@@ -37,6 +36,7 @@ from bridging.runs.train import (
     fit_and_test,
     start_run,
 )
+from bridging.utils.files import config_hash
 
 
 def recipe_metrics(recipe, datamodule, best) -> dict:

@@ -31,8 +31,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from bridging.data.records import DataError, ordered_modalities
-from bridging.files import config_hash
 from bridging.recipes.student import TEACHER_DEFAULTS
+from bridging.utils.files import config_hash
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,8 @@ def completed_run(run_dir: Path) -> Path | None:
 def provide_teacher(student, cfg: DictConfig | None, output_dir=None):
     """The student's teacher recipe, its checkpoint path and where it came from (see the
     module doc): ``(teacher, path, origin)``."""
-    from bridging.config import hydra_sweep_dir
     from bridging.recipes import load_recipe
+    from bridging.runs.config import hydra_sweep_dir
 
     opts = student.teacher_opts
     path = opts.get("ckpt_path")

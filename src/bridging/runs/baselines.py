@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from bridging.data.predictions import Predictions
 from bridging.data.records import IGNORE_INDEX, LABEL_SETS, Corpus, DataError, ordered_modalities
-from bridging.predictions import Predictions
 from bridging.runs.outputs import run_metrics, write_run
 
 #: L2 strengths tried (on the mean cross-entropy; strongest first, so ties keep the simplest)
