@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import torch
 
-from bridging.data.cogmen_format import read_cogmen, write_cogmen
-from bridging.data.dialoguernn_format import read_dialoguernn, write_dialoguernn
-from bridging.data.native import read_native, write_native
+from bridging.data.formats.cogmen import read_cogmen, write_cogmen
+from bridging.data.formats.dialoguernn import read_dialoguernn, write_dialoguernn
+from bridging.data.formats.native import read_native, write_native
 from bridging.data.records import DataError
 from bridging.data.synthetic import synthesize
 from bridging.data.validate import validate_corpus

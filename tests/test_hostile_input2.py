@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bridging.data.cogmen_format import write_cogmen
+from bridging.data.formats.cogmen import write_cogmen
 from test_hostile_input import cli, err_lines, small  # its tests are not collected here
 
 TINY = ["debug=tiny", "logger=none"]

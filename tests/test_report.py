@@ -1038,7 +1038,8 @@ def test_annotation_ceiling(tmp_path):
     import numpy as np
 
     from bridging.data.records import Corpus, Dialogue
-    from bridging.runs.baselines import annotation_ceiling, run_logreg, write_ceiling_run
+    from bridging.data.synthetic.calibration import annotation_ceiling
+    from bridging.runs.baselines import run_logreg, write_ceiling_run
 
     def dialogue(i, labels, latent):
         n = len(labels)

@@ -188,7 +188,7 @@ def test_plan_loso_every_recipe_fold_and_seed():
 
 
 def test_meld_file_and_bad_fold_options_are_refused(tmp_path, capsys):
-    from bridging.data.meld_format import write_meld
+    from bridging.data.formats.meld import write_meld
     from bridging.data.synthetic import synthesize
 
     corpus = synthesize(preset="meld", n_dialogues=12, seed=2, feature_sizes={"a": 4, "t": 4})

@@ -14,7 +14,7 @@ import torch
 pytest.importorskip("opensmile")
 
 from bridging.cli.data import main as data_main  # noqa: E402
-from bridging.data.native import read_native  # noqa: E402
+from bridging.data.formats.native import read_native  # noqa: E402
 from bridging.data.records import DataError  # noqa: E402
 from bridging.speech.iemocap import (  # noqa: E402
     parse_evaluation,

@@ -22,7 +22,7 @@ import os
 import sys
 
 from bridging.cli.common import feature_sizes
-from bridging.data.meld_format import DEV_SPLITS
+from bridging.data.formats.meld import DEV_SPLITS
 from bridging.data.protocols import DEV_RULES, PROTOCOLS, Protocol, loso_summary
 from bridging.data.records import LABEL_SETS, DataError
 
@@ -94,7 +94,7 @@ def cmd_inspect(args) -> int:
     else:
         if not args.path:
             raise SystemExit("bridging-data inspect: give a PATH or --synthetic")
-        from bridging.data.sources import load_corpus
+        from bridging.data.formats.sources import load_corpus
 
         corpus = load_corpus(
             args.path,
@@ -115,10 +115,10 @@ MELD_LAYOUTS = {"meld": "dialoguernn", "meld_mmgcn": "mmgcn"}
 
 
 def cmd_synth(args) -> int:
-    from bridging.data.cogmen_format import write_cogmen
-    from bridging.data.dialoguernn_format import write_dialoguernn
-    from bridging.data.meld_format import write_meld
-    from bridging.data.native import write_native
+    from bridging.data.formats.cogmen import write_cogmen
+    from bridging.data.formats.dialoguernn import write_dialoguernn
+    from bridging.data.formats.meld import write_meld
+    from bridging.data.formats.native import write_native
     from bridging.utils.files import refuse_existing
 
     label_set = args.label_set or _default_label_set(args)
@@ -146,8 +146,8 @@ def cmd_synth(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    from bridging.data.native import is_native_corpus
-    from bridging.data.sources import convert
+    from bridging.data.formats.native import is_native_corpus
+    from bridging.data.formats.sources import convert
     from bridging.utils.files import OutputError, refuse_existing, refuse_own_input
 
     refuse_own_input(args.out, {"the input": args.inp}, "OUT")
@@ -227,7 +227,7 @@ def cmd_prepare_meld(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from bridging.data import calibration as cal
+    from bridging.data.synthetic import calibration as cal
     from bridging.data.synthetic import preset_params
 
     params = preset_params(args.preset)

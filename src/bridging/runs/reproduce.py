@@ -82,7 +82,7 @@ def profile_for(data_path=None) -> Profile:
     """The MELD profile for a MELD-layout file (detected from its content), else IEMOCAP's."""
     if data_path is None:
         return PROFILES["iemocap"]
-    from bridging.data.sources import detect_format
+    from bridging.data.formats.sources import detect_format
 
     return PROFILES["meld" if detect_format(data_path) == "meld" else "iemocap"]
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bridging.data.formats.safe_pickle import safe_load
 from bridging.data.records import LABEL_SETS, Corpus, DataError, Dialogue
-from bridging.data.safe_pickle import safe_load
 from bridging.data.validate import (
     check_dialogue_ids,
     check_label_range,

@@ -19,8 +19,8 @@ import pickle
 import warnings
 from pathlib import Path
 
+from bridging.data.formats.safe_pickle import safe_load
 from bridging.data.records import LABEL_SETS, Corpus, DataError, Dialogue
-from bridging.data.safe_pickle import safe_load
 from bridging.data.validate import (
     check_dialogue_ids,
     check_not_four_way,
