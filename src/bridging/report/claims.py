@@ -54,6 +54,8 @@ from pathlib import Path
 import numpy as np
 
 from bridging.data.predictions import PREDICTIONS_FILE, Predictions, PredictionsError, f1_scores
+from bridging.report.markdown import markdown_table
+from bridging.report.runs import ReportError
 
 #: defaults of bridging-report's --margin, --bootstrap, --bootstrap-seed
 MARGIN = 2.0
@@ -441,8 +443,6 @@ def comparison_arms(report) -> tuple[dict[str, Arm], tuple | None]:
 def load_predictions(run, cache: dict) -> tuple[Predictions | None, str | None]:
     """The run's test predictions, checked against its metrics.json; (None, reason) when the
     file is absent or does not reproduce the metrics. A malformed file raises ReportError."""
-    from bridging.report import ReportError
-
     path = Path(run.run_dir) / PREDICTIONS_FILE
     if path in cache:
         return cache[path]
@@ -712,8 +712,6 @@ def claim_line(c: dict) -> list[str]:
 def fold_table(result: dict) -> str:
     """Under loso: each experiment's test wF1 per fold (mean over its seeds) and the mean
     over folds, as Markdown; "" for the paper protocol."""
-    from bridging.report import markdown_table
-
     folds = result["context"].get("folds") or []
     if not folds:
         return ""
@@ -729,8 +727,6 @@ def fold_table(result: dict) -> str:
 def markdown(result: dict) -> str:
     """The Claims section (Markdown): under loso first the per-fold table; the comparison's
     rows with their CIs, then one line per claim with its power."""
-    from bridging.report import markdown_table
-
     ctx, boot = result["context"], result["bootstrap"]
     level = f"{100 * boot['level']:g}%"
     data = f"{ctx['data']}, " if ctx["data"] else ""
