@@ -8,6 +8,9 @@ from dataclasses import fields, replace
 
 import numpy as np
 
+from bridging.data.records import LABEL_SETS, SPEAKER_NAMES, Corpus, Dialogue, check_feature_sizes
+from bridging.data.validate import convert_label_set
+
 #: IEMOCAP 6-way utterance counts (hap, sad, neu, ang, exc, fru): 7,433 in all.
 IEMOCAP_6_COUNTS = (648, 1084, 1708, 1103, 1041, 1849)
 #: (valence, arousal) of each 6-way class, roughly as in the affect literature.
@@ -85,6 +88,46 @@ def embedding(rng, dim: int, k: int) -> np.ndarray:
     return rng.standard_normal((dim, k)) / np.sqrt(k)
 
 
+def check_shape(label_set, sizes, n_dialogues, n_test) -> None:
+    """ValueError for an unknown label set, bad feature sizes or a test split that is not
+    between 1 and ``n_dialogues - 1`` dialogues."""
+    if label_set not in LABEL_SETS:
+        raise ValueError(f"unknown label set {label_set!r}: expected one of {sorted(LABEL_SETS)}")
+    check_feature_sizes(sizes)
+    if not (1 <= n_test < n_dialogues):
+        raise ValueError(f"need 1 <= n_test_dialogues ({n_test}) < n_dialogues ({n_dialogues})")
+
+
+def two_speaker_dialogue(vid, speakers, labels, features, sentences: bool, latent=None):
+    """An IEMOCAP-shaped synthetic :class:`Dialogue` (speakers M 0, F 1); with ``sentences``,
+    a placeholder sentence per turn naming the dialogue, the turn and the speaker."""
+    return Dialogue(
+        id=vid,
+        speakers=speakers,
+        labels=labels,
+        features=features,
+        sentences=(
+            [f"{vid} turn {i} ({SPEAKER_NAMES[s]})" for i, s in enumerate(speakers)]
+            if sentences
+            else None
+        ),
+        latent=latent,
+    )
+
+
+def iemocap_corpus(splits: dict, extractors: dict, label_set: str) -> Corpus:
+    """The synthetic IEMOCAP-shaped corpus of 6-way ``splits``, in ``label_set``."""
+    corpus = Corpus(
+        splits=splits,
+        label_names=LABEL_SETS["iemocap_6"],
+        label_set="iemocap_6",
+        source_format="synthetic",
+        path=None,
+        extractors=extractors,
+    )
+    return convert_label_set(corpus, label_set)
+
+
 def replace_checked(params, kw: dict, per_class: tuple, n_classes: int):
     """``params`` (a frozen dataclass) with the fields in ``kw`` replaced: unknown names are
     refused, ``strength`` updates the current dict, and every field named in ``per_class``
@@ -106,6 +149,9 @@ def replace_checked(params, kw: dict, per_class: tuple, n_classes: int):
 __all__ = [
     "AFFECT",
     "IEMOCAP_6_COUNTS",
+    "check_shape",
+    "iemocap_corpus",
+    "two_speaker_dialogue",
     "dialogue_lengths",
     "embedding",
     "emotion_chain",

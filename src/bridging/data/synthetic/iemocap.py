@@ -51,24 +51,18 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from bridging.data.records import (
-    LABEL_SETS,
-    MODALITY_ORDER,
-    SPEAKER_NAMES,
-    Corpus,
-    Dialogue,
-    check_feature_sizes,
-)
+from bridging.data.records import LABEL_SETS, MODALITY_ORDER, Corpus
 from bridging.data.synthetic.common import (
     AFFECT,
-    IEMOCAP_6_COUNTS,
+    check_shape,
     dialogue_lengths,
     embedding,
     emotion_chain,
+    iemocap_corpus,
     replace_checked,
+    two_speaker_dialogue,
     two_speaker_turns,
 )
-from bridging.data.validate import convert_label_set
 
 DEFAULT_FEATURE_SIZES = {"a": 100, "t": 768, "v": 512}
 IEMOCAP_DIALOGUES, IEMOCAP_TEST_DIALOGUES, IEMOCAP_SESSIONS = 151, 31, 5
@@ -346,14 +340,6 @@ def _sessions(n_dialogues: int, n_train: int) -> np.ndarray:
     return np.where(k >= n_train, 5, 1 + (4 * k) // max(n_train, 1))
 
 
-def _check(label_set, sizes, n_dialogues, n_test) -> None:
-    if label_set not in LABEL_SETS:
-        raise ValueError(f"unknown label set {label_set!r}: expected one of {sorted(LABEL_SETS)}")
-    check_feature_sizes(sizes)
-    if not (1 <= n_test < n_dialogues):
-        raise ValueError(f"need 1 <= n_test_dialogues ({n_test}) < n_dialogues ({n_dialogues})")
-
-
 @dataclass
 class Annotations:
     """Raw annotation counts of a generated corpus (for calibration): per kept utterance,
@@ -384,7 +370,7 @@ def generate(
     sizes = dict(DEFAULT_FEATURE_SIZES if feature_sizes is None else feature_sizes)
     if n_test_dialogues is None:
         n_test_dialogues = max(1, round(n_dialogues * IEMOCAP_TEST_DIALOGUES / IEMOCAP_DIALOGUES))
-    _check(label_set, sizes, n_dialogues, n_test_dialogues)
+    check_shape(label_set, sizes, n_dialogues, n_test_dialogues)
     rng = np.random.default_rng(seed)
     prior = np.asarray(params.prior, dtype=np.float64)
     prior = prior / prior.sum()
@@ -419,32 +405,19 @@ def generate(
     for k, d in enumerate(draws):
         lo, hi = int(bounds[k]), int(bounds[k + 1])
         vid = f"Ses0{session[k]}_synth{k:03d}"
+        features_k = {m: x[lo:hi] for m, x in features.items()}
         dialogues.append(
-            Dialogue(
-                id=vid,
-                speakers=d.speakers,
-                labels=d.labels,
-                features={m: x[lo:hi] for m, x in features.items()},
-                sentences=(
-                    [f"{vid} turn {i} ({SPEAKER_NAMES[s]})" for i, s in enumerate(d.speakers)]
-                    if sentences
-                    else None
-                ),
-                latent=d.latent,
-            )
+            two_speaker_dialogue(vid, d.speakers, d.labels, features_k, sentences, d.latent)
         )
     split_of = {
         "train": slice(n_dev, n_train),
         "dev": slice(0, n_dev),
         "test": slice(n_train, None),
     }
-    corpus = Corpus(
-        splits={s: dialogues[sl] for s, sl in split_of.items()},
-        label_names=LABEL_SETS["iemocap_6"],
-        label_set="iemocap_6",
-        source_format="synthetic",
-        path=None,
-        extractors={m: {"name": "synthetic", "preset": preset, "seed": seed} for m in features},
+    corpus = iemocap_corpus(
+        {s: dialogues[sl] for s, sl in split_of.items()},
+        {m: {"name": "synthetic", "preset": preset, "seed": seed} for m in features},
+        label_set,
     )
     annotations = Annotations(
         unanimous={s: [d.unanimous for d in draws[sl]] for s, sl in split_of.items()},
@@ -459,15 +432,19 @@ def generate(
             s: [u[k] for u, k in zip(annotations.unanimous[s], keep[s]) if k.any()]
             for s in split_of
         }
-    return convert_label_set(corpus, label_set), annotations
+    return corpus, annotations
 
 
 __all__ = [
-    "generate",
-    "CorpusParams",
-    "preset_params",
-    "PRESETS",
-    "IEMOCAP_DEFAULTS",
     "DEFAULT_FEATURE_SIZES",
-    "IEMOCAP_6_COUNTS",
+    "IEMOCAP_DEFAULTS",
+    "N_CLASSES",
+    "PRESETS",
+    "Annotations",
+    "CorpusParams",
+    "annotate",
+    "generate",
+    "majority_vote",
+    "perception",
+    "preset_params",
 ]

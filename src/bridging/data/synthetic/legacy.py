@@ -44,22 +44,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from bridging.data.records import (
-    LABEL_SETS,
-    MODALITY_ORDER,
-    SPEAKER_NAMES,
-    Corpus,
-    Dialogue,
-    check_feature_sizes,
-)
+from bridging.data.records import LABEL_SETS, MODALITY_ORDER, Corpus
 from bridging.data.synthetic.common import (
     AFFECT,
     IEMOCAP_6_COUNTS,
+    check_shape,
     dialogue_lengths,
     emotion_chain,
+    iemocap_corpus,
+    two_speaker_dialogue,
     two_speaker_turns,
 )
-from bridging.data.validate import convert_label_set
 
 DEFAULT_FEATURE_SIZES = {"a": 100, "t": 768, "v": 512}
 #: Signal scale per modality (noise is unit variance per dimension).
@@ -97,18 +92,12 @@ def synthesize_legacy(
     ``n_test_dialogues``: default 31 of 151, scaled to ``n_dialogues`` (at least 1).
     ``total_utterances``: if given, the 6-way lengths add up to exactly this.
     """
-    if label_set not in LABEL_SETS:
-        raise ValueError(f"unknown label set {label_set!r}: expected one of {sorted(LABEL_SETS)}")
     sizes = dict(DEFAULT_FEATURE_SIZES if feature_sizes is None else feature_sizes)
-    check_feature_sizes(sizes)
     info = dict(DEFAULT_INFORMATIVENESS)
     info.update(informativeness or {})
     if n_test_dialogues is None:
         n_test_dialogues = max(1, round(n_dialogues * IEMOCAP_TEST_DIALOGUES / IEMOCAP_DIALOGUES))
-    if not (1 <= n_test_dialogues < n_dialogues):
-        raise ValueError(
-            f"need 1 <= n_test_dialogues ({n_test_dialogues}) < n_dialogues ({n_dialogues})"
-        )
+    check_shape(label_set, sizes, n_dialogues, n_test_dialogues)
     rng = np.random.default_rng(seed)
     n_classes6 = len(LABEL_SETS["iemocap_6"])
     prior = np.asarray(class_counts, dtype=np.float64)
@@ -129,24 +118,18 @@ def synthesize_legacy(
                 np.asarray(moods), n_dialogues, speaker_offset, mood_signal,
             )  # fmt: skip
     dialogues = _dialogues(lengths, n_dialogues - n_test_dialogues, speaker_flat, labels_flat,
-                           features, all_speakers, sentences)  # fmt: skip
+                           features, sentences)  # fmt: skip
     n_train = n_dialogues - n_test_dialogues
     n_dev = int(dev_fraction * n_train)
-    corpus = Corpus(
-        splits={
-            "train": dialogues[n_dev:n_train],
-            "dev": dialogues[:n_dev],
-            "test": dialogues[n_train:],
-        },
-        label_names=LABEL_SETS["iemocap_6"],
-        label_set="iemocap_6",
-        source_format="synthetic",
-        path=None,
-        extractors={
-            m: {"name": "synthetic", "seed": seed, "informativeness": info[m]} for m in features
-        },
-    )
-    return convert_label_set(corpus, label_set)
+    splits = {
+        "train": dialogues[n_dev:n_train],
+        "dev": dialogues[:n_dev],
+        "test": dialogues[n_train:],
+    }
+    extractors = {
+        m: {"name": "synthetic", "seed": seed, "informativeness": info[m]} for m in features
+    }
+    return iemocap_corpus(splits, extractors, label_set)
 
 
 def _draw_dialogues(rng, lengths, seed, label_set, switch_prob, persistence, coupling, alpha):
@@ -200,7 +183,7 @@ def _modality_features(
     return x
 
 
-def _dialogues(lengths, n_train, speaker_flat, labels_flat, features, all_speakers, sentences):
+def _dialogues(lengths, n_train, speaker_flat, labels_flat, features, sentences):
     """The Dialogue records (sessions 1-4 for training, 5 for test, as IEMOCAP's ids)."""
     bounds = np.concatenate([[0], np.cumsum(lengths)])
     dialogues = []
@@ -208,18 +191,10 @@ def _dialogues(lengths, n_train, speaker_flat, labels_flat, features, all_speake
         lo, hi = int(bounds[k]), int(bounds[k + 1])
         session = 5 if k >= n_train else 1 + (4 * k) // max(n_train, 1)
         vid = f"Ses0{session}_synth{k:03d}"
+        speakers = speaker_flat[lo:hi].astype(np.int64)
+        features_k = {m: x[lo:hi] for m, x in features.items()}
         dialogues.append(
-            Dialogue(
-                id=vid,
-                speakers=speaker_flat[lo:hi].astype(np.int64),
-                labels=labels_flat[lo:hi],
-                features={m: x[lo:hi] for m, x in features.items()},
-                sentences=(
-                    [f"{vid} turn {i} ({SPEAKER_NAMES[s]})" for i, s in enumerate(all_speakers[k])]
-                    if sentences
-                    else None
-                ),
-            )
+            two_speaker_dialogue(vid, speakers, labels_flat[lo:hi], features_k, sentences)
         )
     return dialogues
 

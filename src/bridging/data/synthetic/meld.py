@@ -43,13 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bridging.data.formats.meld import DEV_IDS, N_SPEAKERS, TRAIN_IDS, speaker_names
-from bridging.data.records import (
-    LABEL_SETS,
-    MELD_LABEL_SETS,
-    Corpus,
-    Dialogue,
-    check_feature_sizes,
-)
+from bridging.data.records import LABEL_SETS, MELD_LABEL_SETS, Corpus, Dialogue, check_feature_sizes
 from bridging.data.synthetic.common import embedding, replace_checked
 
 #: MELD's splits (README): dialogues and utterances.
