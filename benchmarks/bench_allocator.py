@@ -1,6 +1,6 @@
 """The teacher's training epoch with the C allocator tuned or left as glibc sets it.
 
-``allocator=tuned`` (src/bridging/allocator.py) keeps freed memory in the process; ``system``
+``allocator=tuned`` (src/bridging/runs/allocator.py) keeps freed memory in the process; ``system``
 leaves glibc's defaults, which hand large freed blocks back to the kernel so that the next
 batch page-faults them in again. The setting is process-wide and cannot be undone, so each
 variant runs in a process of its own; the processes alternate (tuned, system, tuned, ...)
@@ -34,8 +34,8 @@ def worker(allocator: str, threads: int, epochs: int, overrides: list[str]) -> l
     import pytorch_lightning as pl
     import torch
 
-    from bridging.allocator import set_allocator
-    from bridging.config import compose
+    from bridging.runs.allocator import set_allocator
+    from bridging.runs.config import compose
     from bridging.runs.train import build_datamodule, build_recipe
 
     set_allocator(allocator)

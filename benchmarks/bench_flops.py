@@ -273,7 +273,7 @@ def whole_process(cfg, out_dir: Path) -> dict:
 
 
 def compose(overrides: list[str], out_dir: Path, epochs: int):
-    from bridging.config import compose as compose_config
+    from bridging.runs.config import compose as compose_config
 
     return compose_config(
         "train",

@@ -17,11 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bridging.data.cogmen_format import write_cogmen
-from bridging.data.dialoguernn_format import write_dialoguernn
-from bridging.data.native import write_native
-from bridging.data.safe_pickle import safe_load
-from bridging.data.sources import load_corpus
+from bridging.data.formats.cogmen import write_cogmen
+from bridging.data.formats.dialoguernn import write_dialoguernn
+from bridging.data.formats.native import write_native
+from bridging.data.formats.safe_pickle import safe_load
+from bridging.data.formats.sources import load_corpus
 from bridging.data.synthetic import synthesize
 from bridging.data.validate import validate_corpus
 

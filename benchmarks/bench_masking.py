@@ -36,7 +36,7 @@ def masked_policy() -> dict:
     """The mask options of ``experiment=masked`` as the configs compose them."""
     from omegaconf import OmegaConf
 
-    from bridging.config import compose
+    from bridging.runs.config import compose
 
     return OmegaConf.to_container(compose("train", ["experiment=masked"]).recipe.mask, resolve=True)
 

@@ -22,9 +22,9 @@ from pathlib import Path
 from bench_load import timed  # this folder (run as python benchmarks/bench_meld_load.py)
 
 from bridging.data.datamodule import IEMOCAPDataModule
-from bridging.data.meld_format import write_meld
-from bridging.data.safe_pickle import safe_load
-from bridging.data.sources import load_corpus
+from bridging.data.formats.meld import write_meld
+from bridging.data.formats.safe_pickle import safe_load
+from bridging.data.formats.sources import load_corpus
 from bridging.data.synthetic import synthesize
 
 TARGET_S = 3.0

@@ -14,7 +14,7 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 @pytest.fixture
 def compose_cfg(tmp_path):
     """compose_cfg(config_name="train", overrides=[...]) -> DictConfig, outputs in tmp_path."""
-    from bridging.config import compose
+    from bridging.runs.config import compose
 
     def _compose(overrides=(), config_name="train", output_dir=None):
         out = output_dir or tmp_path / "run"

@@ -1,4 +1,4 @@
-"""The C allocator setting (src/bridging/allocator.py): with ``tuned`` a process that
+"""The C allocator setting (src/bridging/runs/allocator.py): with ``tuned`` a process that
 allocates and frees the same large tensors again and again stops page-faulting them in;
 with ``system`` (glibc's defaults) it faults them in every round. Each variant runs in a
 fresh process, because the setting is process-wide and cannot be undone."""
@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from bridging.allocator import ALLOCATORS, TUNED, set_allocator
+from bridging.runs.allocator import ALLOCATORS, TUNED, set_allocator
 
 glibc = pytest.mark.skipif(
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
@@ -25,7 +25,7 @@ glibc = pytest.mark.skipif(
 ROUNDS = r"""
 import json, resource, sys
 import torch
-from bridging.allocator import set_allocator
+from bridging.runs.allocator import set_allocator
 applied = set_allocator(sys.argv[1])
 faults = []
 for r in range(18):

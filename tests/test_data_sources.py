@@ -11,12 +11,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bridging.data.cogmen_format import read_cogmen, sample_class_map, write_cogmen
-from bridging.data.dialoguernn_format import read_dialoguernn, write_dialoguernn
-from bridging.data.native import read_native, write_native
+from bridging.data.formats.cogmen import read_cogmen, sample_class_map, write_cogmen
+from bridging.data.formats.dialoguernn import read_dialoguernn, write_dialoguernn
+from bridging.data.formats.native import read_native, write_native
+from bridging.data.formats.safe_pickle import safe_load
+from bridging.data.formats.sources import FORMATS, convert, detect_format, load_corpus
 from bridging.data.records import IGNORE_INDEX, LABEL_SETS, Corpus, DataError
-from bridging.data.safe_pickle import safe_load
-from bridging.data.sources import FORMATS, convert, detect_format, load_corpus
 from bridging.data.synthetic import synthesize
 from bridging.data.validate import convert_label_set, validate_corpus
 
@@ -158,7 +158,7 @@ def test_cogmen_reader_accepts_2d_arrays_and_reports_bad_utterance(tmp_path):
     bad[2] = bad[2][:-1]
     obj = safe_load(path, extra=sample_class_map())
     obj["train"][k].audio = bad
-    from bridging.data.cogmen_format import cogmen_from_object
+    from bridging.data.formats.cogmen import cogmen_from_object
 
     with pytest.raises(
         DataError,

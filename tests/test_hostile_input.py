@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 import torch
 
-from bridging.data.cogmen_format import read_cogmen, write_cogmen
-from bridging.data.dialoguernn_format import read_dialoguernn, write_dialoguernn
-from bridging.data.native import read_native, write_native
+from bridging.data.formats.cogmen import read_cogmen, write_cogmen
+from bridging.data.formats.dialoguernn import read_dialoguernn, write_dialoguernn
+from bridging.data.formats.native import read_native, write_native
 from bridging.data.records import DataError
 from bridging.data.synthetic import synthesize
 from bridging.data.validate import validate_corpus
-from bridging.files import OutputError
+from bridging.utils.files import OutputError
 
 BIN = Path(sys.executable).parent
 TINY = ["debug=tiny", "logger=none"]
@@ -210,7 +210,7 @@ def tiny_corpus(label_set="iemocap_4", sizes=None):
 
 
 def compose(overrides):
-    from bridging.config import compose as _compose
+    from bridging.runs.config import compose as _compose
 
     return _compose("train", overrides)
 
@@ -535,7 +535,7 @@ def test_a_killed_run_without_ckpt_path_last_is_refused(trained, tmp_path, capsy
 
 def test_overwrite_replaces_a_run_deliberately_and_fresh_dirs_pass(trained, tmp_path, capsys):
     from bridging.cli.train import main as train_main
-    from bridging.rundir import check_run_dir
+    from bridging.runs.rundir import check_run_dir
 
     old = tmp_path / "old"
     for f, data in _snapshot(trained[0]).items():
@@ -846,7 +846,7 @@ def test_real_commands_exit_2_with_one_line_and_full_error_shows_the_traceback(t
 
 
 def test_atomic_writers_name_the_output_not_their_temporary_file(tmp_path):
-    from bridging.files import atomic_write_json
+    from bridging.utils.files import atomic_write_json
 
     (tmp_path / "metrics.json").mkdir()
     with pytest.raises(OutputError) as e:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bridging.data.cogmen_format import write_cogmen
+from bridging.data.formats.cogmen import write_cogmen
 from test_hostile_input import cli, err_lines, small  # its tests are not collected here
 
 TINY = ["debug=tiny", "logger=none"]
@@ -141,8 +141,8 @@ def test_features_of_enormous_magnitude_stop_training_with_one_line(tmp_path):
 
 
 def test_non_finite_probabilities_are_never_written():
+    from bridging.data.predictions import refuse_non_finite
     from bridging.data.records import DataError
-    from bridging.predictions import refuse_non_finite
 
     refuse_non_finite(np.full((3, 4), 0.25, np.float32), "m.ckpt")
     probs = np.full((3, 4), 0.25, np.float32)
@@ -159,7 +159,7 @@ def test_non_finite_probabilities_are_never_written():
 # ----------------------------------------------------------- 3. one live run per run dir
 def test_a_second_training_into_a_live_run_dir_is_refused(tmp_path, capsys):
     from bridging.cli.train import main as train_main
-    from bridging.rundir import LOCK_FILE
+    from bridging.runs.rundir import LOCK_FILE
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -244,7 +244,7 @@ def test_overwrite_refuses_a_run_output_linked_out_of_the_run_dir(tmp_path, caps
 
 
 def test_a_link_inside_the_run_dir_is_allowed(tmp_path):
-    from bridging.rundir import run_dir_problem
+    from bridging.runs.rundir import run_dir_problem
 
     run_dir = tmp_path / "run"
     (run_dir / "real_ckpts").mkdir(parents=True)
@@ -256,7 +256,7 @@ def test_a_link_inside_the_run_dir_is_allowed(tmp_path):
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """A tiny model trained (one epoch) on a COGMEN file: (checkpoint, data file, root)."""
-    from bridging.config import compose
+    from bridging.runs.config import compose
     from bridging.runs.experiment import train
 
     root = tmp_path_factory.mktemp("round2")
@@ -441,7 +441,7 @@ def test_special_files_are_refused_by_every_reader(tmp_path, capsys):
 
 # --------------------------------------------------- 7. stale checkpoint temporaries go
 def test_stale_checkpoint_temporaries_are_removed_on_resume(tmp_path):
-    from bridging.rundir import remove_stale_temporaries, run_dir_lock
+    from bridging.runs.rundir import remove_stale_temporaries, run_dir_lock
 
     ckpts = tmp_path / "run" / "checkpoints"
     ckpts.mkdir(parents=True)
@@ -478,7 +478,7 @@ def test_a_value_holding_an_equals_sign_says_how_to_quote_it(tmp_path):
 def test_resume_removes_a_stale_checkpoint_temporary(model, tmp_path):
     """A kill -9 during a checkpoint write leaves ``.last.ckpt.<pid>.<hex>.tmp``: the resumed
     run removes it (and only it)."""
-    from bridging.config import compose
+    from bridging.runs.config import compose
     from bridging.runs.experiment import train
 
     _, data, _ = model

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from bridging.cli.data import main
-from bridging.data.cogmen_format import write_cogmen
 from bridging.data.datamodule import DatasetFacts, IEMOCAPDataModule
-from bridging.data.dialoguernn_format import write_dialoguernn
-from bridging.data.meld_format import write_meld
-from bridging.data.native import write_native
+from bridging.data.formats.cogmen import write_cogmen
+from bridging.data.formats.dialoguernn import write_dialoguernn
+from bridging.data.formats.meld import write_meld
+from bridging.data.formats.native import write_native
 from bridging.data.protocols import session_of, stored_order
 from bridging.data.records import Corpus, DataError
 from bridging.data.synthetic import synthesize

@@ -12,9 +12,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from bridging.masking import SCENARIOS, ModalityMask
 from bridging.recipes import load_recipe
 from bridging.recipes.masked import MASK_STATE_KEY, MaskedRecipe
+from bridging.recipes.masking import SCENARIOS, ModalityMask
 from bridging.runs.evaluate import evaluate
 from bridging.runs.experiment import train
 from conftest import TINY
@@ -23,7 +23,7 @@ EXPERIMENTS = ["masked", "masked_nognn", "av_speech_only"]
 
 
 def _train(tmp_path_factory, name, overrides, tiny=TINY):
-    from bridging.config import compose
+    from bridging.runs.config import compose
 
     out = tmp_path_factory.mktemp(name)
     cfg = compose("train", [f"paths.output_dir={out}", *tiny, *overrides])
@@ -102,7 +102,7 @@ AUTHORS_POINTS = [(0.1, 0.1, 0.2, 0.2), (0.3, 0.3, 0.2, 0.2)]
 
 
 def _compose_with_hydra(overrides):
-    from bridging.config import compose
+    from bridging.runs.config import compose
 
     return compose("train", overrides, return_hydra_config=True)
 
@@ -369,7 +369,7 @@ def test_audio_dropout_fits_with_twenty_percent_audio_dropout(tmp_path_factory, 
 def test_first_trials_sampler_answers_the_first_trials_then_samples():
     import optuna
 
-    from bridging.search import FirstTrialsSampler
+    from bridging.runs.search import FirstTrialsSampler
 
     sampler = FirstTrialsSampler(
         base={"seed": 0, "n_startup_trials": 2},

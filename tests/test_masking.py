@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bridging.data.batch import DialogueBatch
-from bridging.masking import SCENARIOS, ModalityMask, keep_only, span_mask
+from bridging.recipes.masking import SCENARIOS, ModalityMask, keep_only, span_mask
 
 #: A policy with all four scenarios (nothing masked included: our p_none extension), to test
 #: the machinery; not the default (the authors' policy has p_none 0, see test_default_policy_*).

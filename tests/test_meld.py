@@ -21,18 +21,18 @@ import torch
 
 from bridging.cli.data import main as data_main
 from bridging.data.datamodule import IEMOCAPDataModule
-from bridging.data.dialoguernn_format import write_dialoguernn
-from bridging.data.meld_format import (
+from bridging.data.formats.dialoguernn import write_dialoguernn
+from bridging.data.formats.meld import (
     official_ids_apply,
     read_meld,
     split_ids,
     write_meld,
 )
-from bridging.data.native import read_native, write_native
+from bridging.data.formats.native import read_native, write_native
+from bridging.data.formats.sources import detect_format, load_corpus
 from bridging.data.records import LABEL_SETS, Corpus, DataError
-from bridging.data.sources import detect_format, load_corpus
 from bridging.data.synthetic import generate, preset_params, synthesize
-from bridging.data.synthetic_meld import EMOTION_COUNTS, SPLIT_DIALOGUES, SPLIT_UTTERANCES
+from bridging.data.synthetic.meld import EMOTION_COUNTS, SPLIT_DIALOGUES, SPLIT_UTTERANCES
 from bridging.models.cogmen import COGMEN
 from bridging.models.gnn import GNN
 from bridging.models.graph import build_graph, n_relations, relation_types, window_edges
@@ -379,8 +379,8 @@ def test_meld_preset_is_meld_shaped():
 
 
 def test_meld_preset_text_strongest_audio_weak():
-    from bridging.baselines import fit_logreg
-    from bridging.data.calibration import weighted_f1
+    from bridging.data.synthetic.calibration import weighted_f1
+    from bridging.runs.baselines import fit_logreg
 
     c = synthesize(preset="meld", n_dialogues=300, seed=0)
     assert {m: c.splits["train"][0].features[m].shape[1] for m in ("a", "t")} == {

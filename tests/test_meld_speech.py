@@ -16,7 +16,7 @@ import torch
 pytest.importorskip("opensmile")
 
 from bridging.cli.data import main as data_main  # noqa: E402
-from bridging.data.native import read_native  # noqa: E402
+from bridging.data.formats.native import read_native  # noqa: E402
 from bridging.data.records import LABEL_SETS, DataError  # noqa: E402
 from bridging.speech.meld import build_corpus, scan_meld  # noqa: E402
 from bridging.speech.testing import MELD_COLUMNS, write_fake_meld_release  # noqa: E402
@@ -56,7 +56,7 @@ def prepared(release, tmp_path_factory):
 def trained(prepared, tmp_path_factory):
     """best.ckpt of TINY_MELD_RUN, trained with one intra-op thread (tiny tensors; the
     module-scoped fixture runs outside conftest's per-test thread setting)."""
-    from bridging.config import compose
+    from bridging.runs.config import compose
     from bridging.runs.experiment import train
 
     out = tmp_path_factory.mktemp("meld_run")

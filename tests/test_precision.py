@@ -261,6 +261,7 @@ def json_load(path):
 def test_student_teacher_cache_is_float32_and_autocast_free(compose_cfg, tmp_path):
     """The teacher's cached outputs are float32 and those of the float32 teacher, whether or
     not the student runs under bf16 autocast."""
+    from bridging.runs.experiment import train
     from bridging.runs.teacher import attach_teacher
     from bridging.runs.train import build_datamodule, build_recipe
 
@@ -270,7 +271,7 @@ def test_student_teacher_cache_is_float32_and_autocast_free(compose_cfg, tmp_pat
     dm = build_datamodule(cfg)
     dm.setup()
     student = build_recipe(cfg, dm.facts)
-    attach_teacher(student, cfg, dm, tmp_path / "s")
+    attach_teacher(student, cfg, dm, tmp_path / "s", train=train)
     batch = next(iter(dm.train_dataloader()))
     with torch.autocast(**BF16):
         logits, emb = student._run_teacher(batch)
@@ -321,7 +322,7 @@ def test_gpu_check_without_cuda_says_so():
 def test_reproduce_flop_limit_uses_the_runs_precision():
     """The comparison's runs share the trainer settings of its overrides; the matmul rate is
     measured in the dtype of their products."""
-    from bridging.flops import matmul_gflops
+    from bridging.runs.flops import matmul_gflops
     from bridging.runs.reproduce import runs_precision
 
     assert runs_precision([]) == "32-true"

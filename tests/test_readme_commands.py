@@ -138,11 +138,11 @@ def workspace(tmp_path_factory):
     """The working directory and the placeholders' stand-ins."""
     pytest.importorskip("opensmile")
     pytest.importorskip("onnxruntime")
-    from bridging.config import compose
-    from bridging.data.cogmen_format import write_cogmen
-    from bridging.data.dialoguernn_format import write_dialoguernn
-    from bridging.data.meld_format import write_meld
+    from bridging.data.formats.cogmen import write_cogmen
+    from bridging.data.formats.dialoguernn import write_dialoguernn
+    from bridging.data.formats.meld import write_meld
     from bridging.data.synthetic import synthesize
+    from bridging.runs.config import compose
     from bridging.runs.experiment import train
     from bridging.speech.iemocap import prepare_iemocap
     from bridging.speech.testing import write_fake_meld_release, write_fake_release

@@ -453,7 +453,7 @@ def test_notebook_runs(tiny_multirun, fake_runs, tmp_path, monkeypatch):
 # predictions files, claims, reference rows, figures (issue 11, part 3)
 # ---------------------------------------------------------------------------------------------
 
-from bridging.predictions import (  # noqa: E402
+from bridging.data.predictions import (  # noqa: E402
     PREDICTIONS_FILE,
     Predictions,
     confusion_matrix,
@@ -896,8 +896,8 @@ def titles_outside(fig) -> list[str]:
 
 
 def test_figures_and_titles_fit(tmp_path, fake_runs):
-    from bridging.plotting import confusion_figure
     from bridging.report import make_figures, write_plots
+    from bridging.report.plotting import confusion_figure
 
     root = write_comparison(tmp_path / "repro")
     report = build_report([root, fake_runs / "masked"], n_boot=200)
@@ -988,7 +988,7 @@ def tiny_datamodule(modalities=("a",)):
 def test_logreg_run_dir(tmp_path):
     import numpy as np
 
-    from bridging.baselines import run_logreg
+    from bridging.runs.baselines import run_logreg
 
     dm = tiny_datamodule()
     m = run_logreg(dm, ["a", "v"], tmp_path / "lr", seed=3)
@@ -1037,8 +1037,9 @@ def test_logreg_run_dir(tmp_path):
 def test_annotation_ceiling(tmp_path):
     import numpy as np
 
-    from bridging.baselines import annotation_ceiling, run_logreg, write_ceiling_run
     from bridging.data.records import Corpus, Dialogue
+    from bridging.data.synthetic.calibration import annotation_ceiling
+    from bridging.runs.baselines import run_logreg, write_ceiling_run
 
     def dialogue(i, labels, latent):
         n = len(labels)
@@ -1090,8 +1091,8 @@ def test_annotation_ceiling(tmp_path):
 def test_ceiling_and_logreg_rows_in_the_claims(tmp_path):
     import numpy as np
 
-    from bridging.baselines import write_ceiling_run
     from bridging.data.records import Corpus, Dialogue
+    from bridging.runs.baselines import write_ceiling_run
 
     root = write_comparison(tmp_path / "repro", arms=("teacher", "audio_only", "student_kd"))
     dialogues = []

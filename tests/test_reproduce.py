@@ -80,7 +80,7 @@ def test_reproduce_on_a_meld_file_runs_the_meld_presets_under_the_same_names(tmp
     """--data with a MELD-layout file: the meld_* presets (a+t teacher, speech-only student
     and masked models) under the comparison's names, text-zeroed teacher evaluation, logistic
     regression on a and a+t, the same report with its claim lines."""
-    from bridging.data.meld_format import write_meld
+    from bridging.data.formats.meld import write_meld
     from bridging.data.synthetic import synthesize
 
     corpus = synthesize(

@@ -14,7 +14,7 @@ import pytest
 
 import test_report as tr  # the fake runs' helpers (a module: its tests are not collected here)
 from bridging.cli.reproduce import main
-from bridging.predictions import PREDICTIONS_FILE, Predictions, confusion_matrix
+from bridging.data.predictions import PREDICTIONS_FILE, Predictions, confusion_matrix
 from bridging.report import LOSO_PLOT_FILES, build_report
 from bridging.report.claims import (
     arm_interval,
@@ -188,7 +188,7 @@ def test_plan_loso_every_recipe_fold_and_seed():
 
 
 def test_meld_file_and_bad_fold_options_are_refused(tmp_path, capsys):
-    from bridging.data.meld_format import write_meld
+    from bridging.data.formats.meld import write_meld
     from bridging.data.synthetic import synthesize
 
     corpus = synthesize(preset="meld", n_dialogues=12, seed=2, feature_sizes={"a": 4, "t": 4})
@@ -242,7 +242,7 @@ def old_bootstrap_draws(n_dialogues, n_boot, seed):
 
 def old_paired(conf_a, conf_b, n_boot, seed):
     """paired_difference's replicates as they were before folds (a frozen copy)."""
-    from bridging.predictions import f1_scores
+    from bridging.data.predictions import f1_scores
 
     def wf1(confs, seed_idx, counts):
         b, s = seed_idx.shape

@@ -1,5 +1,7 @@
-"""The house's one-way structure (cli -> runs -> recipes -> models/data), one CLI style with
-complete --help, one name per idea (eval.modalities, the baseline's kind)."""
+"""The house's one-way structure (the floors of LAYERS: cli -> runs -> report/speech/
+cogmen_import -> recipes -> models/losses -> data -> utils, no import cycle, nothing loose at
+the package root), one CLI style with complete --help, one name per idea (eval.modalities,
+the baseline's kind)."""
 
 from __future__ import annotations
 
@@ -77,7 +79,7 @@ def test_models_losses_and_masking_import_only_torch_pyg_and_their_own_layer():
     allowed = ("torch", "torch_geometric", "bridging.models", "bridging.losses")
     allowed += ("bridging.data.records", "__future__", "math", "typing", "dataclasses")
     allowed += ("warnings", "collections", "functools")
-    for path in [*_files("models"), *_files("losses"), *_files("masking")]:
+    for path in [*_files("models"), *_files("losses"), *_files("recipes", "masking")]:
         bad = {m for m in _imports(path) if not m.startswith(allowed)}
         assert not bad, f"{path.relative_to(SRC)} imports {bad}"
 
@@ -91,6 +93,120 @@ def test_runs_never_import_the_cli():
 def test_the_old_modules_are_gone():
     for name in ("training", "evaluation", "reproduce", "io"):
         assert not (SRC / f"{name}.py").exists(), name
+    moved = ("cogmen_format", "dialoguernn_format", "meld_format", "native", "safe_pickle")
+    moved += ("sources", "synthetic", "synthetic_meld", "synthetic_legacy", "calibration")
+    for name in moved:  # now in data/formats/ and data/synthetic/
+        assert not (SRC / "data" / f"{name}.py").exists(), name
+
+
+#: The floors, top to bottom: a package imports only from its own floor or a lower one. The
+#: package root (``bridging/__init__.py``: the version) counts as the lowest floor.
+LAYERS = (
+    ("cli",),
+    ("runs",),
+    ("report", "speech", "cogmen_import"),
+    ("recipes",),
+    ("models", "losses"),
+    ("data",),
+    ("utils",),
+)
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the bridging modules it imports, anywhere in the file (lazy imports inside
+    functions too; relative imports resolved; ``from package import module`` is an arrow to
+    the module, ``from module import name`` one to the module)."""
+    paths = {_module_name(p): p for p in SRC.rglob("*.py")}
+
+    def known(name: str) -> str | None:
+        parts = name.split(".")
+        while parts and ".".join(parts) not in paths:
+            parts.pop()
+        return ".".join(parts) or None
+
+    graph = {}
+    for mod, path in paths.items():
+        package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    base = ".".join(up + ([node.module] if node.module else []))
+                for a in node.names:
+                    full = f"{base}.{a.name}"
+                    targets.add(full if full in paths else base)
+        graph[mod] = {t for t in map(known, targets) if t and t != mod}
+    return graph
+
+
+def _floor(module: str) -> int | None:
+    """The floor of a module (0: the top), None for a package on no floor."""
+    parts = module.split(".")
+    if len(parts) == 1:  # the package root
+        return len(LAYERS)
+    return next((i for i, floor in enumerate(LAYERS) if parts[1] in floor), None)
+
+
+def test_the_package_root_holds_only_layered_packages():
+    loose = sorted(p.name for p in SRC.glob("*.py") if p.name != "__init__.py")
+    assert not loose, f"modules loose at the package root: {loose}"
+    packages = {p.name for p in SRC.iterdir() if (p / "__init__.py").is_file()}
+    assert packages == {name for floor in LAYERS for name in floor}
+    for group in ("formats", "synthetic"):  # data/: formats, synthetic corpora, the DataModule
+        assert (SRC / "data" / group / "__init__.py").is_file(), group
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while not component or component[-1] != v:
+                component.append(stack.pop())
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycle():
+    cycles = _cycles(_import_graph())
+    assert not cycles, "modules that import each other: " + "; ".join(map(" ".join, cycles))
+
+
+def test_no_arrow_runs_up_a_floor():
+    up = sorted(
+        f"{a} -> {b}"
+        for a, targets in _import_graph().items()
+        for b in targets
+        if _floor(a) is None or _floor(b) is None or _floor(b) < _floor(a)
+    )
+    assert not up, "imports from a higher floor: " + "; ".join(up)
 
 
 def _scripts() -> dict[str, str]:
@@ -127,7 +243,7 @@ def test_help_lists_every_option(prog, capsys, monkeypatch):
     first = (module.__doc__ or "").strip().splitlines()[0]
     assert first and first in out  # what the command does
     if hasattr(main, "task"):  # Hydra: every group and every top-level key of its config
-        from bridging.config import compose
+        from bridging.runs.config import compose
 
         name = {"bridging-train": "train", "bridging-eval": "eval"}.get(prog, "predict")
         cfg = compose(name, ["ckpt_path=x"] if name != "train" else [])

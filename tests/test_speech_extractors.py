@@ -285,7 +285,7 @@ def test_sentence_embeddings_from_a_local_folder(tmp_path):
 
 def test_prepare_iemocap_with_hubert_and_text_features(tmp_path):
     from bridging.cli.data import main as data_main
-    from bridging.data.native import read_native
+    from bridging.data.formats.native import read_native
     from bridging.speech.testing import write_fake_release
 
     folder = tiny_hubert(tmp_path / "hubert")

@@ -14,7 +14,7 @@ import torch
 pytest.importorskip("opensmile")
 
 from bridging.cli.data import main as data_main  # noqa: E402
-from bridging.data.native import read_native  # noqa: E402
+from bridging.data.formats.native import read_native  # noqa: E402
 from bridging.data.records import DataError  # noqa: E402
 from bridging.speech.iemocap import (  # noqa: E402
     parse_evaluation,
@@ -59,7 +59,7 @@ def prepared(release, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(prepared, tmp_path_factory):
-    from bridging.config import compose
+    from bridging.runs.config import compose
     from bridging.runs.experiment import train
 
     out = tmp_path_factory.mktemp("speech_run")

@@ -35,7 +35,7 @@ def one_thread():
 
 
 def _compose(out, overrides):
-    from bridging.config import compose
+    from bridging.runs.config import compose
 
     return compose("train", [f"paths.output_dir={out}", *overrides])
 
@@ -125,7 +125,7 @@ def test_the_teacher_trained_first_has_the_teacher_experiments_settings(compose_
 
 
 def test_sweep_configs_compose():
-    from bridging.config import compose
+    from bridging.runs.config import compose
 
     grid = compose("train", ["experiment=student_kd", "sweep=kd_grid"], return_hydra_config=True)
     params = grid.hydra.sweeper.params

@@ -7,16 +7,11 @@ import numpy as np
 import pytest
 
 from bridging.cli.data import main as data_main
-from bridging.data import calibration as cal
 from bridging.data.records import LABEL_SETS
-from bridging.data.synthetic import (
-    CorpusParams,
-    _modality_affect,
-    majority_vote,
-    preset_params,
-    synthesize,
-)
-from bridging.data.synthetic_legacy import synthesize_legacy
+from bridging.data.synthetic import CorpusParams, preset_params, synthesize
+from bridging.data.synthetic import calibration as cal
+from bridging.data.synthetic.iemocap import _modality_affect, majority_vote
+from bridging.data.synthetic.legacy import synthesize_legacy
 from bridging.data.validate import validate_corpus
 
 SMALL = {"a": 6, "t": 10, "v": 8}
@@ -101,7 +96,7 @@ def test_redundancy_knob_sets_the_shared_part_of_the_affect():
         params = CorpusParams(spread=(0.4,) * 6, redundancy=rho)
         za = _modality_affect(rng, "a", latent, deviation, params)
         zt = _modality_affect(rng, "t", latent, deviation, params)
-        from bridging.data.synthetic_legacy import AFFECT
+        from bridging.data.synthetic.common import AFFECT
 
         da, dt = za - AFFECT[latent], zt - AFFECT[latent]
         corr = np.corrcoef(da[:, 1], dt[:, 1])[0, 1]
@@ -128,7 +123,7 @@ def test_features_off_the_zero_vector_and_audio_speaker_dependent():
 
 
 def test_heteroscedastic_audio_noise_grows_with_arousal():
-    from bridging.data.synthetic import _audio
+    from bridging.data.synthetic.iemocap import _audio
 
     rng = np.random.default_rng(0)
     n = 6000

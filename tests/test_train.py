@@ -39,7 +39,7 @@ def test_paper_teacher_settings(compose_cfg):
 
 @pytest.fixture(scope="module")
 def teacher_run(tmp_path_factory):
-    from bridging.config import compose
+    from bridging.runs.config import compose
 
     out = tmp_path_factory.mktemp("teacher")
     cfg = compose("train", [f"paths.output_dir={out}", *TINY, "trainer.max_epochs=3"])

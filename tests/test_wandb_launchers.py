@@ -11,7 +11,7 @@ import pytest
 
 
 def test_wandb_mode_resolution(monkeypatch):
-    from bridging.tracking import wandb_mode
+    from bridging.runs.tracking import wandb_mode
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
@@ -64,7 +64,7 @@ def test_multirun_with_wandb_leaves_one_offline_run_per_job_in_one_group(tmp_pat
     ],
 )
 def test_launcher_configs_compose(launcher, target):
-    from bridging.config import compose
+    from bridging.runs.config import compose
 
     cfg = compose(
         "train",

@@ -64,7 +64,7 @@ def _bad_input_types() -> tuple[type, ...]:
     from omegaconf.errors import OmegaConfBaseException
 
     from bridging.data.records import DataError
-    from bridging.files import OutputError
+    from bridging.utils.files import OutputError
 
     return (
         DataError,
@@ -153,7 +153,7 @@ def feature_sizes(text: str) -> dict[str, int]:
 def _run_dir_error(exc: OSError) -> OSError:
     """Hydra's own failure to create the run dir (or write its record there), as an error
     naming the dir and the option; other errors as they are."""
-    from bridging.files import OutputError
+    from bridging.utils.files import OutputError
 
     if isinstance(exc, OutputError) or not exc.filename:
         return exc
@@ -212,7 +212,7 @@ def _disk_full_error(exc: BaseException, run_dir: str | None = None) -> BaseExce
 
 
 def _multirun() -> bool:
-    from bridging.config import hydra_sweep_dir
+    from bridging.runs.config import hydra_sweep_dir
 
     return hydra_sweep_dir() is not None
 
@@ -223,7 +223,7 @@ def hydra_command(prog: str, config_name: str):
     The entry point's ``task`` attribute is the undecorated function."""
     import hydra
 
-    from bridging.paths import conf_dir
+    from bridging.utils.paths import conf_dir
 
     def wrap(task):
         @functools.wraps(task)
@@ -254,7 +254,7 @@ def hydra_command(prog: str, config_name: str):
         def main():
             # a deprecation inside Lightning (torch's pytree API), nothing a user can act on
             warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")
-            from bridging.config import refuse_renamed_overrides
+            from bridging.runs.config import refuse_renamed_overrides
 
             if any(a in ("--help", "-h") for a in sys.argv[1:]):
                 # what the command does, then Hydra's list of every group and config key

@@ -22,7 +22,7 @@ import os
 import sys
 
 from bridging.cli.common import feature_sizes
-from bridging.data.meld_format import DEV_SPLITS
+from bridging.data.formats.meld import DEV_SPLITS
 from bridging.data.protocols import DEV_RULES, PROTOCOLS, Protocol, loso_summary
 from bridging.data.records import LABEL_SETS, DataError
 
@@ -94,7 +94,7 @@ def cmd_inspect(args) -> int:
     else:
         if not args.path:
             raise SystemExit("bridging-data inspect: give a PATH or --synthetic")
-        from bridging.data.sources import load_corpus
+        from bridging.data.formats.sources import load_corpus
 
         corpus = load_corpus(
             args.path,
@@ -115,11 +115,11 @@ MELD_LAYOUTS = {"meld": "dialoguernn", "meld_mmgcn": "mmgcn"}
 
 
 def cmd_synth(args) -> int:
-    from bridging.data.cogmen_format import write_cogmen
-    from bridging.data.dialoguernn_format import write_dialoguernn
-    from bridging.data.meld_format import write_meld
-    from bridging.data.native import write_native
-    from bridging.files import refuse_existing
+    from bridging.data.formats.cogmen import write_cogmen
+    from bridging.data.formats.dialoguernn import write_dialoguernn
+    from bridging.data.formats.meld import write_meld
+    from bridging.data.formats.native import write_native
+    from bridging.utils.files import refuse_existing
 
     label_set = args.label_set or _default_label_set(args)
     if args.layout == "dialoguernn" and label_set == "iemocap_4":
@@ -146,9 +146,9 @@ def cmd_synth(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    from bridging.data.native import is_native_corpus
-    from bridging.data.sources import convert
-    from bridging.files import OutputError, refuse_existing, refuse_own_input
+    from bridging.data.formats.native import is_native_corpus
+    from bridging.data.formats.sources import convert
+    from bridging.utils.files import OutputError, refuse_existing, refuse_own_input
 
     refuse_own_input(args.out, {"the input": args.inp}, "OUT")
     refuse_existing(args.out, args.force, FORCE_HINT)  # before reading a large input
@@ -227,7 +227,7 @@ def cmd_prepare_meld(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from bridging.data import calibration as cal
+    from bridging.data.synthetic import calibration as cal
     from bridging.data.synthetic import preset_params
 
     params = preset_params(args.preset)
@@ -244,7 +244,7 @@ def cmd_calibrate(args) -> int:
     command = "bridging-data calibrate" + (f" --markdown {args.markdown}" if args.markdown else "")
     text = cal.markdown(facts, params, command)
     if args.markdown:
-        from bridging.files import atomic_write_text
+        from bridging.utils.files import atomic_write_text
 
         atomic_write_text(args.markdown, text)
     if args.json:
@@ -446,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from bridging.files import OutputError
+    from bridging.utils.files import OutputError
 
     args = build_parser().parse_args(argv)
     try:

@@ -54,9 +54,9 @@ def main(argv=None) -> int:
     fmt = args.format
     if fmt == "auto":
         fmt = "onnx" if args.output.lower().endswith(".onnx") else "torchscript"
-    from bridging.files import refuse_existing, refuse_own_input
     from bridging.recipes import load_recipe
     from bridging.speech.export import export_onnx, export_torchscript, max_difference
+    from bridging.utils.files import refuse_existing, refuse_own_input
 
     try:
         meta = f"{args.output}.json"

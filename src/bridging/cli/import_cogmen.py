@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from bridging.cogmen_import.convert import import_reference
-    from bridging.files import OutputError, refuse_existing, refuse_own_input
+    from bridging.utils.files import OutputError, refuse_existing, refuse_own_input
 
     try:
         refuse_own_input(args.out, {"the reference checkpoint": args.src}, "OUT.ckpt")

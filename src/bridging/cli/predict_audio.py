@@ -103,8 +103,8 @@ def main(argv=None) -> int:
         print(f"{PROG}: error: --workers: expected at least 1, got {args.workers}", file=sys.stderr)
         return 2
     from bridging.data.records import DataError
-    from bridging.files import OutputError
     from bridging.speech.inference import FeatureRangeWarning, predict_audio
+    from bridging.utils.files import OutputError
 
     overrides = {"path": args.extractor_path} if args.extractor_path else None
     shown = warnings.showwarning

@@ -120,8 +120,8 @@ def _resamples(text: str) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from bridging.files import atomic_write_text
     from bridging.report import ReportError, build_report, write_plots
+    from bridging.utils.files import atomic_write_text
 
     keys = [k.strip() for item in args.hparam for k in item.split(",") if k.strip()]
     try:

@@ -16,9 +16,9 @@ from bridging.cli.common import hydra_command
 
 @hydra_command("bridging-train", "train")
 def main(cfg: DictConfig) -> float:
-    from bridging.rundir import check_run_dir, remove_stale_temporaries, run_dir_lock
     from bridging.runs.experiment import train
-    from bridging.tracking import finish_wandb
+    from bridging.runs.rundir import check_run_dir, remove_stale_temporaries, run_dir_lock
+    from bridging.runs.tracking import finish_wandb
 
     out = cfg.paths.output_dir
     with run_dir_lock(out):  # one live run per dir, for the run's life

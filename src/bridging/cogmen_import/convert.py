@@ -11,8 +11,8 @@ import torch
 from bridging import __version__
 from bridging.cogmen_import.read import load_reference_checkpoint
 from bridging.data.records import LABEL_SETS, MODALITY_ORDER, SPEAKER_NAMES, DataError
-from bridging.files import atomic_write_bytes
 from bridging.recipes.teacher import TeacherRecipe
+from bridging.utils.files import atomic_write_bytes
 
 #: COGMEN's own per-modality sizes for IEMOCAP (its dataset_embedding_dims).
 IEMOCAP_SIZES = {"a": 100, "t": 768, "v": 512}

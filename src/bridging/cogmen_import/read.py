@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from bridging.data.records import LABEL_SETS, DataError, ordered_modalities
-from bridging.files import check_input_file
+from bridging.utils.files import check_input_file
 
 # ---------------------------------------------------------------------------------------
 # Inert stand-ins
@@ -92,41 +92,19 @@ class InertModule(nn.Module):
         raise RuntimeError(f"{self.reference_name} is an inert stand-in and cannot run")
 
 
-class ReferenceCOGMEN(InertModule):
-    reference_name = "cogmen.model.COGMEN.COGMEN"
-
-
-class ReferenceSeqContext(InertModule):
-    reference_name = "cogmen.model.SeqContext.SeqContext"
-
-
-class ReferenceGNN(InertModule):
-    reference_name = "cogmen.model.GNN.GNN"
-
-
-class ReferenceClassifier(InertModule):
-    reference_name = "cogmen.model.Classifier.Classifier"
-
-
-class ReferenceMaskedEmotionAtt(InertModule):
-    reference_name = "cogmen.model.Classifier.MaskedEmotionAtt"
-
-
-class ReferenceHighway(InertModule):
-    reference_name = "cogmen.model.Classifier.Highway"
-
-
+#: The reference model's classes, unpickled as inert stand-ins (``ReferenceCOGMEN``, ...).
 REFERENCE_CLASSES: dict[str, type[InertModule]] = {
-    c.reference_name: c
-    for c in (
-        ReferenceCOGMEN,
-        ReferenceSeqContext,
-        ReferenceGNN,
-        ReferenceClassifier,
-        ReferenceMaskedEmotionAtt,
-        ReferenceHighway,
+    name: type(f"Reference{name.rsplit('.', 1)[1]}", (InertModule,), {"reference_name": name})
+    for name in (
+        "cogmen.model.COGMEN.COGMEN",
+        "cogmen.model.SeqContext.SeqContext",
+        "cogmen.model.GNN.GNN",
+        "cogmen.model.Classifier.Classifier",
+        "cogmen.model.Classifier.MaskedEmotionAtt",
+        "cogmen.model.Classifier.Highway",
     )
 }
+ReferenceCOGMEN = REFERENCE_CLASSES["cogmen.model.COGMEN.COGMEN"]
 
 _INERT_CACHE: dict[str, type[InertModule]] = {}
 

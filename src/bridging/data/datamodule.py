@@ -210,7 +210,7 @@ class IEMOCAPDataModule(pl.LightningDataModule):
             opts = dict(self.synthetic)
             opts.setdefault("label_set", self.label_set)
             return limit_speakers(synthesize(**opts), self.max_speakers)
-        from bridging.data.sources import load_corpus
+        from bridging.data.formats.sources import load_corpus
 
         return load_corpus(
             self.path,

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bridging.utils.errors import DataError
+
 #: Modality names, in the fixed order in which models concatenate them.
 MODALITY_ORDER: tuple[str, ...] = ("a", "t", "v")
 
@@ -39,10 +41,6 @@ MELD_LABEL_SETS: tuple[str, ...] = ("meld_7", "meld_3")
 #: Speaker codes of IEMOCAP: M -> 0, F -> 1.
 SPEAKER_CODES: dict[str, int] = {"M": 0, "F": 1}
 SPEAKER_NAMES: tuple[str, ...] = ("M", "F")
-
-
-class DataError(ValueError):
-    """Bad input data: the message names the file, the field and what was expected."""
 
 
 def ordered_modalities(names) -> list[str]:

@@ -116,14 +116,19 @@ def to_label_array(labels, *, where: str, split: str, dialogue: str) -> np.ndarr
     return arr.astype(np.int64)
 
 
+def _first_outside(labels: np.ndarray, n_classes: int) -> int | None:
+    """The position of the first label outside ``0..n_classes-1`` (IGNORE_INDEX allowed)."""
+    bad = (labels != IGNORE_INDEX) & ((labels < 0) | (labels >= n_classes))
+    return int(np.flatnonzero(bad)[0]) if bad.any() else None
+
+
 def check_label_range(corpus: Corpus, *, hint: str = "") -> None:
     """Raise if any stored label is outside the corpus label set (IGNORE_INDEX allowed)."""
     n = len(corpus.label_names)
     for split, dialogues in corpus.splits.items():
         for d in dialogues:
-            bad = (d.labels != IGNORE_INDEX) & ((d.labels < 0) | (d.labels >= n))
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
+            i = _first_outside(d.labels, n)
+            if i is not None:
                 raise DataError(
                     f"{_at(corpus.where(), split, d.id)}: label of utterance {i} is "
                     f"{int(d.labels[i])}, outside the label set {corpus.label_set} "
@@ -337,9 +342,8 @@ def validate_corpus(corpus: Corpus, modalities=None) -> Corpus:
                     f"{at}: sentences has {len(d.sentences)} entries but labels has {n}: "
                     "expected one sentence per utterance"
                 )
-            bad = (d.labels != IGNORE_INDEX) & ((d.labels < 0) | (d.labels >= n_classes))
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
+            i = _first_outside(d.labels, n_classes)
+            if i is not None:
                 raise DataError(
                     f"{at}: label of utterance {i} is {int(d.labels[i])}, outside the label "
                     f"set {corpus.label_set} (expected 0..{n_classes - 1} or {IGNORE_INDEX})"

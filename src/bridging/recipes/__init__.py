@@ -8,7 +8,7 @@ import re
 import torch
 
 from bridging.data.records import DataError
-from bridging.files import check_input_file
+from bridging.utils.files import check_input_file
 
 #: recipe constructor arguments that were renamed (old -> new): older checkpoints still load
 RENAMED_HPARAMS = {"eval_keep": "eval_modalities"}

@@ -101,7 +101,7 @@ class PredictionStore(Metric):
     A torchmetrics state of ``cat`` lists: under DDP ``compute`` gathers every process's
     utterances (of any count) onto every process, so rank 0 holds them all; the repeats that
     DDP's sampler adds to even out the ranks are dropped when the file is built
-    (:meth:`bridging.predictions.Predictions.build`). The states are not persistent: nothing
+    (:meth:`bridging.data.predictions.Predictions.build`). The states are not persistent: nothing
     of this enters checkpoints."""
 
     full_state_update = False
@@ -300,11 +300,11 @@ class EmotionRecipe(pl.LightningModule):
 
     def test_predictions(self, dialogue_ids, split: str = "test"):
         """The last test's per-utterance predictions as a
-        :class:`~bridging.predictions.Predictions` (``dialogue_ids``: the tested split's ids,
+        :class:`~bridging.data.predictions.Predictions` (``dialogue_ids``: the tested split's ids,
         in order); None before any test."""
         if self.test_arrays is None:
             return None
-        from bridging.predictions import from_recipe_arrays
+        from bridging.data.predictions import from_recipe_arrays
 
         return from_recipe_arrays(self.test_arrays, dialogue_ids, self.facts.label_names, split)
 

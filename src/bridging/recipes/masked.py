@@ -2,7 +2,7 @@
 
 A COGMEN (or its graph-free variant, ``model.gnn=none``) on one or more modalities (default
 a+v, also a+t+v, or audio alone: the authors' audio feature dropout) trained with parts of
-its input zeroed by a :class:`~bridging.masking.ModalityMask` drawn per training batch (by
+its input zeroed by a :class:`~bridging.recipes.masking.ModalityMask` drawn per training batch (by
 default the authors' policy). Validation, checkpoint selection (``val/wf1``) and test use
 the speech-only condition by default (``eval_modalities=[a]``: the other modalities zeroed,
 nothing random); :func:`bridging.runs.evaluate.full_modality_metrics` adds the same best
@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 
 from bridging.data.batch import DialogueBatch
-from bridging.masking import ModalityMask
 from bridging.recipes.base import EmotionRecipe
+from bridging.recipes.masking import ModalityMask
 
 log = logging.getLogger(__name__)
 

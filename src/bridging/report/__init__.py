@@ -35,6 +35,7 @@ the experiment (suffixed ``/eval``), seed and hyper-parameters of the training r
 checkpoint they evaluated, when that run's metrics.json is found.
 """
 
+from bridging.report.markdown import markdown_table
 from bridging.report.plots import (
     LOSO_PLOT_FILES,
     PLOT_FILES,
@@ -54,7 +55,7 @@ from bridging.report.runs import (
     load_runs,
     varying_hparams,
 )
-from bridging.report.tables import Report, build_report, markdown_table
+from bridging.report.tables import Report, build_report
 
 __all__ = [
     "LOSO_PLOT_FILES",

@@ -5,8 +5,8 @@ The comparison's experiments (as ``bridging-reproduce`` names them, on IEMOCAP a
 ``teacher`` (multimodal: a+v, or a+t on MELD, evaluated on its modalities),
 ``av_eval_speech_only`` (that teacher, all but audio zeroed), ``audio_only``, ``student_kd``,
 ``masked``, ``masked_nognn``, ``audio_dropout``; reference rows ``logreg_a``, ``logreg_av``
-or ``logreg_at`` (:func:`bridging.baselines.run_logreg`) and
-``annotation_ceiling`` (:func:`bridging.baselines.write_ceiling_run`). Each experiment is
+or ``logreg_at`` (:func:`bridging.runs.baselines.run_logreg`) and
+``annotation_ceiling`` (:func:`bridging.runs.baselines.write_ceiling_run`). Each experiment is
 one configuration (its best on dev when a sweep gives several), all on the same data: the
 data and label set most of the comparison's runs share.
 
@@ -16,7 +16,7 @@ A - B of test weighted F1, in points: per seed, the run of A and the run of B wi
 mean over seeds. Its 95% confidence interval is a percentile bootstrap over test dialogues
 and seeds: each resample draws the seeds with replacement and, within each drawn seed, the
 test dialogues with replacement, the *same* dialogue draw for both arms; both arms' wF1 are
-recomputed on it from the saved per-utterance predictions (:mod:`bridging.predictions`) and
+recomputed on it from the saved per-utterance predictions (:mod:`bridging.data.predictions`) and
 the differences averaged over the drawn seeds.
 
 Under leave-one-session-out (runs whose data summary says ``protocol: loso``; an arm then
@@ -53,7 +53,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bridging.predictions import PREDICTIONS_FILE, Predictions, PredictionsError, f1_scores
+from bridging.data.predictions import PREDICTIONS_FILE, Predictions, PredictionsError, f1_scores
+from bridging.report.markdown import markdown_table
+from bridging.report.runs import ReportError
 
 #: defaults of bridging-report's --margin, --bootstrap, --bootstrap-seed
 MARGIN = 2.0
@@ -441,8 +443,6 @@ def comparison_arms(report) -> tuple[dict[str, Arm], tuple | None]:
 def load_predictions(run, cache: dict) -> tuple[Predictions | None, str | None]:
     """The run's test predictions, checked against its metrics.json; (None, reason) when the
     file is absent or does not reproduce the metrics. A malformed file raises ReportError."""
-    from bridging.report import ReportError
-
     path = Path(run.run_dir) / PREDICTIONS_FILE
     if path in cache:
         return cache[path]
@@ -712,8 +712,6 @@ def claim_line(c: dict) -> list[str]:
 def fold_table(result: dict) -> str:
     """Under loso: each experiment's test wF1 per fold (mean over its seeds) and the mean
     over folds, as Markdown; "" for the paper protocol."""
-    from bridging.report import markdown_table
-
     folds = result["context"].get("folds") or []
     if not folds:
         return ""
@@ -729,8 +727,6 @@ def fold_table(result: dict) -> str:
 def markdown(result: dict) -> str:
     """The Claims section (Markdown): under loso first the per-fold table; the comparison's
     rows with their CIs, then one line per claim with its power."""
-    from bridging.report import markdown_table
-
     ctx, boot = result["context"], result["bootstrap"]
     level = f"{100 * boot['level']:g}%"
     data = f"{ctx['data']}, " if ctx["data"] else ""

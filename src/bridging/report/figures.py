@@ -19,7 +19,7 @@ import textwrap
 
 import numpy as np
 
-from bridging.plotting import draw_confusion
+from bridging.report.plotting import draw_confusion
 
 #: average advance of a character of DejaVu Sans, in em (generous: titles must fit)
 CHAR_EM = 0.62

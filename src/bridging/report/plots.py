@@ -10,7 +10,6 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from bridging.files import atomic_write_bytes
 from bridging.report.runs import (
     KD_KEYS,
     LOSO_PLOT_FILES,
@@ -23,6 +22,7 @@ from bridging.report.runs import (
     test_confusions,
 )
 from bridging.report.tables import Report
+from bridging.utils.files import atomic_write_bytes
 
 # ---------------------------------------------------------------------------------------------
 # plots (matplotlib's object API with the Agg canvas: no pyplot, no global backend change)
@@ -195,7 +195,7 @@ def plot_confusions(report: Report, max_panels: int = 16):
     the seeds), one panel per seed group, or, when there are more than ``max_panels`` groups
     (sweeps), per family with its best configuration on dev. None without confusions."""
 
-    from bridging.plotting import draw_confusion
+    from bridging.report.plotting import draw_confusion
 
     groups = report.groups
     if len(groups) > max_panels:

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bridging.report.markdown import markdown_table
+
 #: fewer runs than this: no correlation is computed
 MIN_RUNS = 3
 #: recipes left out: they select nothing on dev
@@ -85,8 +87,6 @@ def _rho(row: dict) -> str:
 
 def markdown(result: dict) -> str:
     """The Model selection section; "" when fewer than :data:`MIN_RUNS` runs have both."""
-    from bridging.report.tables import markdown_table
-
     rows = result["rows"]
     overall = rows[0]
     if overall["n"] < MIN_RUNS:

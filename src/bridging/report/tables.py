@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridging.files import atomic_write_text
+from bridging.report.markdown import markdown_table
 from bridging.report.runs import (
     METRICS,
     RECIPE_ORDER,
@@ -23,6 +23,7 @@ from bridging.report.runs import (
     sort_value,
     varying_hparams,
 )
+from bridging.utils.files import atomic_write_text
 
 
 @dataclass
@@ -316,28 +317,6 @@ class Report:
             "claims": None if claims is None else json_ready(claims),
             "selection": self.selection(),
         }
-
-
-def markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    def cell(s) -> str:
-        return str(s).replace("|", "\\|").replace("\n", " ")
-
-    numeric = [
-        all(_is_number(r[i]) for r in rows if r[i] != "") and any(r[i] != "" for r in rows)
-        for i in range(len(head))
-    ]
-    lines = ["| " + " | ".join(cell(h) for h in head) + " |"]
-    lines.append("|" + "|".join("---:" if num else "---" for num in numeric) + "|")
-    lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(str(s).split(" ± ")[0])
-    except ValueError:
-        return False
-    return True
 
 
 def _csv_value(v):

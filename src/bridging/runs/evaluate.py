@@ -11,13 +11,13 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 
+from bridging.data.predictions import refuse_non_finite
 from bridging.data.records import IGNORE_INDEX, DataError, ordered_modalities
-from bridging.files import atomic_write_csv, check_output_path
-from bridging.predictions import refuse_non_finite
 from bridging.recipes import check_data_fits, load_recipe
 from bridging.recipes.base import stage_metrics
 from bridging.runs.memory import check_memory
 from bridging.runs.outputs import eval_metrics, write_run
+from bridging.utils.files import atomic_write_csv, check_output_path
 
 #: what marks a training run's dir (bridging-train writes them; eval outputs lack "experiment")
 RUN_MARKERS = ("checkpoints", "config.yaml")
@@ -131,7 +131,7 @@ def evaluate(
     """Metrics of a checkpoint on a split, with the modalities not kept zeroed.
 
     Writes ``metrics.json``, ``confusion_matrix.png`` and the per-utterance predictions
-    (``<split>_predictions.npz``, see :mod:`bridging.predictions`) to ``output_dir`` when
+    (``<split>_predictions.npz``, see :mod:`bridging.data.predictions`) to ``output_dir`` when
     given (to its ``eval_<split>_<modalities>`` subdir when it is a training run's dir, see
     :func:`eval_output_dir`); ``predictions_path``: write the predictions there (also
     without ``output_dir``). The data must fit the checkpoint (:func:`check_data_fits`)."""
@@ -212,7 +212,7 @@ RUN_FILES = ("metrics.json", "config.yaml", "test_predictions.npz", "confusion_m
 def check_prediction_output(output, ckpt_path, data_cfg=None, overwrite=False) -> None:
     """Refuse, before any work, a prediction ``output`` that is the checkpoint, the input
     data or a run's own file (always), or that exists (unless ``overwrite``)."""
-    from bridging.files import OutputError, refuse_own_input
+    from bridging.utils.files import OutputError, refuse_own_input
 
     name = f"output={output}"
     data_path = (data_cfg or {}).get("path")

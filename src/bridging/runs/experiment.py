@@ -7,7 +7,7 @@ The steps, each in its module:
 2. :func:`bridging.runs.train.build_datamodule` / :func:`~bridging.runs.train.build_recipe`:
    the data, and the recipe sized from its facts;
 3. a distilled student gets its frozen teacher (:func:`bridging.runs.teacher.attach_teacher`:
-   the given checkpoint, or one trained first);
+   the given checkpoint, or one trained first by :func:`train` itself, passed in);
 4. :func:`bridging.runs.train.fit_and_test`: fit, then dev and test at the best checkpoint;
 5. what the recipe adds to metrics.json (:mod:`bridging.runs.evaluate`): a masked model's
    full-modality figures, a student's teacher figures and agreement;
@@ -22,10 +22,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from bridging.allocator import set_allocator
-from bridging.files import config_hash
 from bridging.recipes.masked import MaskedRecipe
 from bridging.recipes.student import StudentRecipe
+from bridging.runs.allocator import set_allocator
 from bridging.runs.evaluate import full_modality_metrics, student_metrics
 from bridging.runs.outputs import run_metrics, sweep_hparams
 from bridging.runs.teacher import attach_teacher
@@ -37,6 +36,7 @@ from bridging.runs.train import (
     fit_and_test,
     start_run,
 )
+from bridging.utils.files import config_hash
 
 
 def recipe_metrics(recipe, datamodule, best) -> dict:
@@ -59,7 +59,7 @@ def train(cfg: DictConfig, output_dir=None) -> dict:
     datamodule.setup()
     recipe = build_recipe(cfg, datamodule.facts)
     if isinstance(recipe, StudentRecipe):
-        attach_teacher(recipe, cfg, datamodule, output_dir)
+        attach_teacher(recipe, cfg, datamodule, output_dir, train=train)
     result = fit_and_test(cfg, recipe, datamodule, output_dir, resolved)
     best = result.best
     metrics = run_metrics(

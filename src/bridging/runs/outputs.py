@@ -3,7 +3,7 @@ the per-utterance predictions, and the one-line headline.
 
 Every producer of a run dir goes through :func:`run_metrics` and :func:`write_run`: training
 runs (:mod:`bridging.runs.experiment`), the a+v model evaluated speech-only and the
-reference rows of the comparison (:mod:`bridging.runs.reproduce`, :mod:`bridging.baselines`).
+reference rows of the comparison (:mod:`bridging.runs.reproduce`, :mod:`bridging.runs.baselines`).
 ``bridging-eval`` writes its evaluation with :func:`eval_metrics` (a ``checkpoint`` key, no
 ``experiment``: :func:`bridging.runs.evaluate.is_training_run` tells the two apart).
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bridging.files import atomic_write_json
-from bridging.plotting import save_confusion_png
+from bridging.report.plotting import save_confusion_png
+from bridging.utils.files import atomic_write_json
 
 METRICS_FILE = "metrics.json"
 CONFUSION_FILE = "confusion_matrix.png"
@@ -76,8 +76,8 @@ def eval_metrics(
 def write_run(out_dir, metrics: dict, predictions=None, title: str | None = None, split="test"):
     """Write ``metrics.json`` (atomically), the confusion matrix of ``metrics[split]`` when it
     has one (titled ``title``, default the headline) and the predictions (a
-    :class:`~bridging.predictions.Predictions`, to its split's file name) into ``out_dir``."""
-    from bridging.predictions import predictions_file
+    :class:`~bridging.data.predictions.Predictions`, to its split's file name) into ``out_dir``."""
+    from bridging.data.predictions import predictions_file
 
     out = Path(out_dir)
     atomic_write_json(out / METRICS_FILE, metrics)

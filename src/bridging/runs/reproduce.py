@@ -82,7 +82,7 @@ def profile_for(data_path=None) -> Profile:
     """The MELD profile for a MELD-layout file (detected from its content), else IEMOCAP's."""
     if data_path is None:
         return PROFILES["iemocap"]
-    from bridging.data.sources import detect_format
+    from bridging.data.formats.sources import detect_format
 
     return PROFILES["meld" if detect_format(data_path) == "meld" else "iemocap"]
 
@@ -110,7 +110,7 @@ QUICK_EPOCHS, QUICK_SEEDS, EPOCHS = 12, (0, 1), 55
 
 
 def _compose(overrides: list[str]):
-    from bridging.config import compose
+    from bridging.runs.config import compose
 
     return compose("train", overrides)
 
@@ -132,7 +132,7 @@ def run_job(overrides: list[str], out_dir: str, threads: int) -> dict:
     """One training run in this (worker) process; returns its headline figures."""
     _quiet(threads)
     from bridging.runs.experiment import train
-    from bridging.tracking import finish_wandb
+    from bridging.runs.tracking import finish_wandb
 
     cfg = _compose([f"paths.output_dir={out_dir}", *overrides])
     t0 = time.perf_counter()
@@ -146,7 +146,7 @@ def run_job(overrides: list[str], out_dir: str, threads: int) -> dict:
 def _track(wandb: dict | None, metrics: dict | None, out_dir: str) -> None:
     """A job that trains no network (evaluation, reference row) as a W&B run of its own."""
     if wandb and metrics is not None:
-        from bridging.tracking import summary_run
+        from bridging.runs.tracking import summary_run
 
         summary_run(metrics, out_dir, **wandb)
 
@@ -156,7 +156,7 @@ def eval_speech_only(
 ) -> dict:
     """The av teacher evaluated speech-only (video zeroed), written as a run of its own."""
     _quiet(threads)
-    from bridging.predictions import PREDICTIONS_FILE
+    from bridging.data.predictions import PREDICTIONS_FILE
     from bridging.runs.evaluate import evaluate
     from bridging.runs.outputs import run_metrics, write_run
 
@@ -198,9 +198,9 @@ def logreg_job(
     threads: int,
     wandb: dict | None = None,
 ):
-    """A reference row: the per-utterance logistic regression (bridging.baselines)."""
+    """A reference row: the per-utterance logistic regression (bridging.runs.baselines)."""
     _quiet(threads)
-    from bridging.baselines import run_logreg
+    from bridging.runs.baselines import run_logreg
 
     metrics = run_logreg(_compose(overrides), modalities, out_dir, seed)
     _track(wandb, metrics, out_dir)
@@ -210,7 +210,7 @@ def logreg_job(
 def ceiling_job(overrides: list[str], out_dir: str, threads: int, wandb: dict | None = None):
     """A reference row on synthetic data: the latent emotion against the stored labels."""
     _quiet(threads)
-    from bridging.baselines import write_ceiling_run
+    from bridging.runs.baselines import write_ceiling_run
 
     metrics = write_ceiling_run(_compose(overrides), out_dir)
     _track(wandb, metrics, out_dir)
@@ -361,7 +361,7 @@ def estimate(
     the dtype of the products of the runs' ``precision`` (bfloat16 under bf16-mixed)."""
     from omegaconf import OmegaConf
 
-    from bridging.flops import matmul_gflops, recipe_epoch_flops
+    from bridging.runs.flops import matmul_gflops, recipe_epoch_flops
     from bridging.runs.precision import compute_dtype
 
     rate, _ = matmul_gflops(threads, dtype=compute_dtype(precision))
@@ -566,8 +566,8 @@ def default_out_dir() -> Path:
 def write_report(root: Path, note: str | None = None) -> str:
     """The report over the comparison's run dirs: ``<root>/report.md`` and ``<root>/plots/``
     (what ``bridging-report`` writes). Returns the Markdown text."""
-    from bridging.files import atomic_write_text
     from bridging.report import build_report, write_plots
+    from bridging.utils.files import atomic_write_text
 
     report = build_report([str(root)])
     report.claims()
@@ -594,7 +594,7 @@ def reproduce(
     every job, ``reproduce.json`` (wall time, limit, settings), the report. ``folds``: None
     for the paper protocol, else the leave-one-session-out folds to run. Returns the
     summary, with the report's Markdown under ``report``."""
-    from bridging.files import atomic_write_json
+    from bridging.utils.files import atomic_write_json
 
     if folds is not None:
         folds = list(folds)

@@ -4,12 +4,13 @@
 
 - ``recipe.teacher.ckpt_path`` set: that checkpoint (of kind ``teacher`` or ``baseline``; a
   reference one goes through ``bridging-import-cogmen`` first);
-- null: the teacher is trained first by :func:`bridging.runs.experiment.train` on a config
-  derived from the run's (:func:`teacher_run_config`) in ``<run>/teacher/``; in a Hydra
-  multirun in ``<sweep dir>/teacher_<config hash>/``, shared by every job of the sweep and
-  trained once (an ``fcntl`` file lock makes parallel jobs of the joblib launcher wait for
-  the one that trains it); a finished run found there (its metrics.json names its best
-  checkpoint) is reused;
+- null: the teacher is trained first, by the ``train`` function the caller passes in
+  (:mod:`bridging.runs.experiment` passes its own :func:`~bridging.runs.experiment.train`;
+  this module never imports it, so calls go one way), on a config derived from the run's
+  (:func:`teacher_run_config`) in ``<run>/teacher/``; in a Hydra multirun in ``<sweep
+  dir>/teacher_<config hash>/``, shared by every job of the sweep and trained once (an
+  ``fcntl`` file lock makes parallel jobs of the joblib launcher wait for the one that trains
+  it); a finished run found there (its metrics.json names its best checkpoint) is reused;
 - without a run config (a loaded student checkpoint): the teacher its checkpoint recorded.
 
 Then the data carries the teacher's modalities too, its feature sizes are checked against the
@@ -31,8 +32,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from bridging.data.records import DataError, ordered_modalities
-from bridging.files import config_hash
 from bridging.recipes.student import TEACHER_DEFAULTS
+from bridging.utils.files import config_hash
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +125,12 @@ def completed_run(run_dir: Path) -> Path | None:
     return ckpt if ckpt.exists() else None
 
 
-def provide_teacher(student, cfg: DictConfig | None, output_dir=None):
+def provide_teacher(student, cfg: DictConfig | None, output_dir=None, train=None):
     """The student's teacher recipe, its checkpoint path and where it came from (see the
-    module doc): ``(teacher, path, origin)``."""
-    from bridging.config import hydra_sweep_dir
+    module doc): ``(teacher, path, origin)``. ``train(cfg, output_dir=...)`` trains the
+    teacher when none is found (:func:`bridging.runs.experiment.train`)."""
     from bridging.recipes import load_recipe
+    from bridging.runs.config import hydra_sweep_dir
 
     opts = student.teacher_opts
     path = opts.get("ckpt_path")
@@ -154,8 +156,10 @@ def provide_teacher(student, cfg: DictConfig | None, output_dir=None):
         ckpt = completed_run(run_dir)
         trained = ckpt is None
         if trained:
-            from bridging.runs.experiment import train
-
+            if train is None:
+                raise ValueError(
+                    f"no finished teacher run in {run_dir} and no train function to train one"
+                )
             log.info("training the teacher (%s) in %s", "+".join(tcfg.modalities), run_dir)
             with preserved_rng():
                 train(tcfg, output_dir=run_dir)
@@ -184,12 +188,14 @@ def ensure_modalities(datamodule, needed) -> None:
         )
 
 
-def attach_teacher(student, cfg: DictConfig | None = None, datamodule=None, output_dir=None):
-    """Give ``student`` its teacher (unless it has one), make ``datamodule`` carry the
-    teacher's modalities, check their feature sizes and fill the teacher cache for the
-    training split. Returns the student."""
+def attach_teacher(
+    student, cfg: DictConfig | None = None, datamodule=None, output_dir=None, train=None
+):
+    """Give ``student`` its teacher (unless it has one; ``train``: see
+    :func:`provide_teacher`), make ``datamodule`` carry the teacher's modalities, check their
+    feature sizes and fill the teacher cache for the training split. Returns the student."""
     if student.teacher is None:
-        teacher, path, origin = provide_teacher(student, cfg, output_dir)
+        teacher, path, origin = provide_teacher(student, cfg, output_dir, train)
         student.set_teacher(teacher, path)
         student.teacher_origin = origin
     if datamodule is None:

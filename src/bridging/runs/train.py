@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.plugins import Precision
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from bridging.files import atomic_write_text
+from bridging.utils.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def build_recipe(cfg, facts):
 
     The other keys of ``cfg.recipe`` are passed as plain containers (never instantiated).
     """
-    from bridging.config import refuse_renamed_keys
+    from bridging.runs.config import refuse_renamed_keys
 
     refuse_renamed_keys(cfg)
     options = to_container(cfg.recipe)
@@ -134,7 +134,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         if storage_options is not None or "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options=storage_options)
-        from bridging.files import atomic_output
+        from bridging.utils.files import atomic_output
 
         with atomic_output(path) as tmp:
             torch.save(checkpoint, tmp)
@@ -258,7 +258,7 @@ def fit_and_test(
     check_memory(recipe, datamodule, str(trainer.strategy.root_device), training=True)
     facts = datamodule.facts
     for lg in wandb_loggers(trainer):
-        from bridging.tracking import remember_run_id
+        from bridging.runs.tracking import remember_run_id
 
         run = lg.experiment
         tags = [*run.tags, recipe.kind, "+".join(recipe.modalities), facts.label_set]
@@ -281,7 +281,7 @@ def fit_and_test(
     # under DDP every process holds every test utterance (gathered); rank 0 writes them
     predictions = recipe.test_predictions(datamodule.split("test").ids)
     if predictions is not None:  # refused before the run dir is written
-        from bridging.predictions import refuse_non_finite
+        from bridging.data.predictions import refuse_non_finite
 
         refuse_non_finite(predictions.probs, best or "the trained model")
     return FitResult(trainer, precision, best, dev, test, predictions)
@@ -298,7 +298,7 @@ def finish(cfg: DictConfig, result: FitResult, metrics: dict, output_dir: Path) 
     finish_checkpoints(trainer, result.best, keep_checkpoints_option(cfg))  # before W&B logs it
     write_run(output_dir, metrics, result.predictions)
     for lg in wandb_loggers(trainer):
-        from bridging.tracking import log_final
+        from bridging.runs.tracking import log_final
 
         log_final(lg, metrics, output_dir, best_checkpoint=result.best)
     print(headline(metrics), flush=True)

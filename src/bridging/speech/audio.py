@@ -60,7 +60,7 @@ def read_audio(path) -> tuple[np.ndarray, int]:
         raise AudioError(f"{path}: no such audio file")
     if os.path.isdir(path):
         raise AudioError(f"{path}: is a directory, expected an audio file")
-    from bridging.files import check_input_file
+    from bridging.utils.files import check_input_file
 
     check_input_file(path, "audio file")
     if os.path.getsize(path) == 0:

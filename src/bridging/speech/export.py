@@ -213,7 +213,7 @@ def _quiet():
 
 def export_torchscript(recipe, path, wp=None, wf=None) -> Path:
     """Trace the dense speech-only model to TorchScript at ``path`` (+ ``path.json``)."""
-    from bridging.files import atomic_output, atomic_write_json
+    from bridging.utils.files import atomic_output, atomic_write_json
 
     path = Path(path)
     dense = dense_speech_model(recipe, wp, wf)
@@ -234,7 +234,7 @@ def export_torchscript(recipe, path, wp=None, wf=None) -> Path:
 
 def export_onnx(recipe, path, wp=None, wf=None, opset: int = 17) -> Path:
     """Export the dense speech-only model to ONNX at ``path`` (+ ``path.json``); T dynamic."""
-    from bridging.files import atomic_output, atomic_write_json
+    from bridging.utils.files import atomic_output, atomic_write_json
 
     path = Path(path)
     dense = dense_speech_model(recipe, wp, wf)

@@ -546,7 +546,7 @@ class FeatureCache:
         return v if v.shape == (self.dim,) and np.isfinite(v).all() else None
 
     def put(self, i: int, v: np.ndarray) -> None:
-        from bridging.files import atomic_output
+        from bridging.utils.files import atomic_output
 
         with atomic_output(self._file(i)) as tmp, open(tmp, "wb") as fh:  # no fsync per file
             np.save(fh, v, allow_pickle=False)

@@ -345,7 +345,7 @@ def extract_corpus(
 def write_prepared(build, root, out, cache_dir=None, **kw) -> Corpus:
     """``build(root, cache_dir=..., **kw)`` then write the corpus in bridging's native format
     at ``out`` (replacing a corpus there); ``cache_dir`` default ``<out>.cache``."""
-    from bridging.data.native import write_native
+    from bridging.data.formats.native import write_native
 
     out = Path(out)
     if cache_dir is None:

@@ -372,7 +372,7 @@ def read_manifest(source) -> list[ManifestEntry]:
     """Utterances from a CSV (columns ``file``, ``speaker``, optional ``dialogue``; files
     relative to the CSV's folder; rows in turn order) or a folder holding ``manifest.csv``."""
     source = Path(source)
-    from bridging.files import check_input_file
+    from bridging.utils.files import check_input_file
 
     check_input_file(source, "CSV file or folder")
     if source.is_dir():
@@ -442,7 +442,7 @@ def predict_audio(
     training range (:func:`far_outside`, e.g. an all-silent wav): ``warn`` (a
     :class:`FeatureRangeWarning` naming the file, the prediction is still made) or
     ``refuse`` (a DataError)."""
-    from bridging.files import atomic_write_csv, check_output_path
+    from bridging.utils.files import atomic_write_csv, check_output_path
 
     if out_of_range not in OUT_OF_RANGE:
         raise DataError(f"out_of_range={out_of_range!r}: expected one of {list(OUT_OF_RANGE)}")

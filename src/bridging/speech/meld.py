@@ -15,7 +15,7 @@ Layout read (docs/meld.md, section 8), under a root folder ``ROOT``::
   values of a file in number order, utterances in ``Utterance_ID`` order. Dialogue ids
   restart in every file, so a dialogue is named ``<split>_dia<X>`` (``test_dia3``).
 - Speakers are slots within their dialogue, by first appearance: the first person who speaks
-  is ``s0``, the second ``s1``, ... (``bridging.data.meld_format.speaker_names``, the ids of
+  is ``s0``, the second ``s1``, ... (``bridging.data.formats.meld.speaker_names``, the ids of
   the MELD DataModule and of ``bridging-predict-audio``); a dialogue with more than 9
   speakers is refused.
 - Labels: every utterance has an emotion (``meld_7``) and a sentiment (``meld_3``), indices
@@ -32,7 +32,7 @@ import logging
 import os
 from pathlib import Path
 
-from bridging.data.meld_format import N_SPEAKERS, speaker_names
+from bridging.data.formats.meld import N_SPEAKERS, speaker_names
 from bridging.data.records import LABEL_SETS, MELD_LABEL_SETS, Corpus, DataError
 from bridging.speech.iemocap import PreparedDialogue, extract_corpus, write_prepared
 

@@ -7,10 +7,11 @@ ceiling, each written as a run dir like bridging-train's (metrics.json + test pr
   L-BFGS; the L2 strength chosen on the **dev** split only (best dev weighted F1), the test
   split used once, at the end. The fit is convex and starts from zero, so it does not depend
   on the seed: the seed only names the run, so that the report can pair it with other runs.
-- :func:`annotation_ceiling`: on synthetic data, the generating latent emotion
-  (``Dialogue.latent``) scored against the stored (majority-vote) test labels: what a model
-  that knew each utterance's true emotion would score against the annotations. None when the
-  corpus has no latent emotions (real data).
+- :func:`write_ceiling_run`: on synthetic data, the annotation ceiling
+  (:func:`bridging.data.synthetic.calibration.annotation_ceiling`: the generating latent
+  emotion, ``Dialogue.latent``, scored against the stored majority-vote test labels: what a
+  model that knew each utterance's true emotion would score against the annotations). None
+  when the corpus has no latent emotions (real data).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from bridging.data.records import IGNORE_INDEX, LABEL_SETS, Corpus, DataError, ordered_modalities
-from bridging.predictions import Predictions
+from bridging.data.predictions import Predictions
+from bridging.data.records import IGNORE_INDEX, Corpus, ordered_modalities
+from bridging.data.synthetic.calibration import ceiling_predictions
 from bridging.runs.outputs import run_metrics, write_run
 
 #: L2 strengths tried (on the mean cross-entropy; strongest first, so ties keep the simplest)
@@ -179,63 +181,6 @@ def run_logreg(
     return metrics
 
 
-# ---------------------------------------------------------------------------------------------
-# the annotation ceiling
-# ---------------------------------------------------------------------------------------------
-
-
-def ceiling_predictions(corpus: Corpus, split: str = "test") -> Predictions | None:
-    """The latent emotions of ``split`` mapped into the corpus label set (by name; a latent
-    class outside the label set, e.g. exc in iemocap_4, becomes -1: an error) as
-    Predictions (one-hot probabilities); None when a dialogue has no latent emotions."""
-    dialogues = corpus.splits.get(split) or []
-    latents = [getattr(d, "latent", None) for d in dialogues]
-    if not dialogues or any(lat is None for lat in latents):
-        return None
-    names6 = LABEL_SETS["iemocap_6"]
-    index = {n: i for i, n in enumerate(corpus.label_names)}
-    mapping = np.asarray([index.get(n, -1) for n in names6], dtype=np.int64)
-    ids, pos, gold, pred = [], [], [], []
-    for d, lat in zip(dialogues, latents):
-        lat = np.asarray(lat)
-        if lat.shape != (len(d),) or lat.dtype.kind not in "iu":
-            raise DataError(
-                f"{corpus.where()}: {split} dialogue {d.id}: latent: expected {len(d)} integers, "
-                f"got shape {lat.shape} of {lat.dtype}"
-            )
-        if len(lat) and (lat.min() < 0 or lat.max() >= len(names6)):
-            raise DataError(
-                f"{corpus.where()}: {split} dialogue {d.id}: latent: expected indices in "
-                f"0..{len(names6) - 1} ({', '.join(names6)})"
-            )
-        ids += [d.id] * len(d)
-        pos.append(np.arange(len(d)))
-        gold.append(np.asarray(d.labels, dtype=np.int64))
-        pred.append(mapping[lat.astype(np.int64)])
-    pred = np.concatenate(pred) if pred else np.zeros(0, np.int64)
-    k = len(corpus.label_names)
-    probs = np.zeros((len(pred), k), dtype=np.float32)
-    inside = pred >= 0
-    probs[np.nonzero(inside)[0], pred[inside]] = 1.0
-    return Predictions.build(
-        dialogue_id=ids,
-        utterance_index=np.concatenate(pos) if pos else np.zeros(0, np.int64),
-        gold=np.concatenate(gold) if gold else np.zeros(0, np.int64),
-        pred=pred,
-        probs=probs,
-        label_names=corpus.label_names,
-        split=split,
-    )
-
-
-def annotation_ceiling(corpus: Corpus, split: str = "test") -> dict | None:
-    """wF1, acc, mF1 (and per-class F1, confusion, ``outside_label_set``: utterances whose
-    latent class is not in the label set, counted as errors) of the latent emotion against
-    the stored labels of ``split``; None when the corpus has no latent emotions."""
-    preds = ceiling_predictions(corpus, split)
-    return None if preds is None else preds.scores()
-
-
 def _corpus_summary(corpus: Corpus) -> dict:
     """The counts of ``IEMOCAPDataModule.summary`` (what the report names the data by)."""
     splits = {}
@@ -292,8 +237,6 @@ def write_ceiling_run(source, out_dir) -> dict | None:
 
 __all__ = [
     "L2_GRID",
-    "annotation_ceiling",
-    "ceiling_predictions",
     "fit_logreg",
     "run_logreg",
     "write_ceiling_run",

@@ -1,22 +1,5 @@
-"""The built-in default data: a seeded synthetic corpus calibrated to IEMOCAP's statistics.
-
-``synthesize(preset=...)`` makes an IEMOCAP-shaped :class:`~bridging.data.records.Corpus`:
-151 dialogues in 5 sessions (sessions 1-4 train, the last 31 dialogues session 5 = test),
-two actors per session (10 in all, the test session's actors never seen in training), feature
-sizes a 100, t 768, v 512. Presets:
-
-``iemocap`` (the default)
-    the calibrated corpus described below;
-``independent``
-    the negative control: the same corpus but with no shared affect (``redundancy=0``):
-    given the latent category, the modalities are independent of each other and of the
-    annotators' perception;
-``legacy``
-    the first generator (:mod:`bridging.data.synthetic_legacy`), kept to reproduce old figures;
-``meld``
-    a MELD-shaped corpus (:mod:`bridging.data.synthetic_meld`: 1,433 multi-party dialogues,
-    up to 9 speakers, meld_7/meld_3 labels, a 300 + t 600 features); its own defaults apply
-    to every argument left unset (None).
+"""The calibrated IEMOCAP-shaped generator (presets ``iemocap`` and ``independent`` of
+:func:`bridging.data.synthetic.synthesize`).
 
 The generative model of ``iemocap`` (every draw from one ``numpy.random.Generator(seed)``;
 the parameters are :class:`CorpusParams`, each fitted to a fact about the real corpus that has
@@ -64,20 +47,22 @@ dialogue that would be empty is redrawn from a side stream).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from bridging.data.records import (
-    LABEL_SETS,
-    MODALITY_ORDER,
-    SPEAKER_NAMES,
-    Corpus,
-    Dialogue,
-    check_feature_sizes,
+from bridging.data.records import LABEL_SETS, MODALITY_ORDER, Corpus
+from bridging.data.synthetic.common import (
+    AFFECT,
+    check_shape,
+    dialogue_lengths,
+    embedding,
+    emotion_chain,
+    iemocap_corpus,
+    replace_checked,
+    two_speaker_dialogue,
+    two_speaker_turns,
 )
-from bridging.data.synthetic_legacy import AFFECT, IEMOCAP_6_COUNTS, _lengths, _turns
-from bridging.data.validate import convert_label_set
 
 DEFAULT_FEATURE_SIZES = {"a": 100, "t": 768, "v": 512}
 IEMOCAP_DIALOGUES, IEMOCAP_TEST_DIALOGUES, IEMOCAP_SESSIONS = 151, 31, 5
@@ -147,18 +132,8 @@ class CorpusParams:
         return asdict(self)
 
     def with_overrides(self, **kw) -> CorpusParams:
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(kw) - known)
-        if unknown:
-            raise ValueError(f"unknown synthetic parameters {unknown}; known: {sorted(known)}")
-        if "strength" in kw:
-            kw["strength"] = {**self.strength, **dict(kw["strength"])}
-        for k in ("prior", "spread", "identity", "uniform_confusion"):
-            if k in kw:
-                kw[k] = tuple(float(x) for x in kw[k])
-                if len(kw[k]) != N_CLASSES:
-                    raise ValueError(f"synthetic parameter {k} needs {N_CLASSES} values")
-        return replace(self, **kw)
+        per_class = ("prior", "spread", "identity", "uniform_confusion")
+        return replace_checked(self, kw, per_class, N_CLASSES)
 
 
 def preset_params(preset: str = "iemocap") -> CorpusParams:
@@ -173,26 +148,6 @@ def preset_params(preset: str = "iemocap") -> CorpusParams:
 # ---------------------------------------------------------------------------------------------
 # labels: turns, latent chain, annotators
 # ---------------------------------------------------------------------------------------------
-
-
-def _latent_chain(rng, speakers, mood, persistence, coupling) -> np.ndarray:
-    n = len(speakers)
-    out = np.empty(n, dtype=np.int64)
-    fresh = rng.choice(len(mood), size=n, p=mood)
-    u = rng.random((n, 2))
-    last = [-1, -1]
-    for i in range(n):
-        s = speakers[i]
-        own, other = last[s], last[1 - s]
-        if own >= 0 and u[i, 0] < persistence:
-            y = own
-        elif other >= 0 and u[i, 1] < coupling:
-            y = other
-        else:
-            y = fresh[i]
-        out[i] = y
-        last[s] = y
-    return out
 
 
 def _expression(rng, speakers, latent, spread, memory) -> np.ndarray:
@@ -288,8 +243,8 @@ def _draw_dialogue(rng, n_keep: int, params: CorpusParams, prior: np.ndarray) ->
     n_raw = int(np.ceil(n_keep / 0.6)) + 8
     mood = rng.dirichlet(params.mood_concentration * N_CLASSES * prior)
     while True:
-        speakers = _turns(rng, n_raw, params.switch_prob)
-        latent = _latent_chain(rng, speakers, mood, params.persistence, params.coupling)
+        speakers = two_speaker_turns(rng, n_raw, params.switch_prob)
+        latent = emotion_chain(rng, speakers, mood, params.persistence, params.coupling)
         dev = _expression(rng, speakers, latent, spread, params.expression_memory)
         probs = perception(AFFECT[latent] + dev, latent, params)
         labels, unanimous, _ = annotate(
@@ -315,14 +270,6 @@ def _draw_dialogue(rng, n_keep: int, params: CorpusParams, prior: np.ndarray) ->
 # ---------------------------------------------------------------------------------------------
 
 
-def _embedding(rng, dim: int, k: int) -> np.ndarray:
-    """A random ``[dim, k]`` map with orthonormal columns (or scaled Gaussian if dim < k)."""
-    if dim >= k:
-        q, _ = np.linalg.qr(rng.standard_normal((dim, k)))
-        return q
-    return rng.standard_normal((dim, k)) / np.sqrt(k)
-
-
 def _modality_affect(rng, m, latent, deviation, params) -> np.ndarray:
     """The (valence, arousal) modality ``m`` reads: shared with weight ``redundancy``."""
     rho = float(params.redundancy)
@@ -334,14 +281,14 @@ def _modality_affect(rng, m, latent, deviation, params) -> np.ndarray:
 def _text(rng, dim, latent, affect, params) -> np.ndarray:
     onehot = np.eye(N_CLASSES)[latent]
     code = np.concatenate([1.0 * affect[:, :1], 0.4 * affect[:, 1:], 1.0 * onehot], axis=1)
-    signal = params.strength["t"] * code @ _embedding(rng, dim, code.shape[1]).T
+    signal = params.strength["t"] * code @ embedding(rng, dim, code.shape[1]).T
     return signal + rng.standard_normal((len(latent), dim))
 
 
 def _video(rng, dim, latent, affect, actor, n_actors, params) -> np.ndarray:
     onehot = np.eye(N_CLASSES)[latent]
     code = np.concatenate([0.8 * affect[:, :1], 0.6 * affect[:, 1:], 0.3 * onehot], axis=1)
-    signal = params.strength["v"] * code @ _embedding(rng, dim, code.shape[1]).T
+    signal = params.strength["v"] * code @ embedding(rng, dim, code.shape[1]).T
     baseline = params.video_speaker_sd * rng.standard_normal((n_actors, dim))
     return signal + baseline[actor] + rng.standard_normal((len(latent), dim))
 
@@ -356,7 +303,7 @@ def _audio(rng, dim, latent, affect, actor, n_actors, params) -> np.ndarray:
     b1 = 0.5 * rng.standard_normal(AUDIO_HIDDEN)
     hidden = np.tanh(code @ w1 + b1)
     signal = params.strength["a"] * np.sqrt(AUDIO_HIDDEN / 4.0) * hidden
-    signal = signal @ _embedding(rng, dim, AUDIO_HIDDEN).T
+    signal = signal @ embedding(rng, dim, AUDIO_HIDDEN).T
     baseline = params.audio_speaker_sd * rng.standard_normal((n_actors, dim))
     sd = 1.0 + params.audio_hetero * (np.clip(affect[:, 1], -1.5, 1.5) + 1.0) / 2.0
     return signal + baseline[actor] + sd[:, None] * rng.standard_normal((len(latent), dim))
@@ -393,14 +340,6 @@ def _sessions(n_dialogues: int, n_train: int) -> np.ndarray:
     return np.where(k >= n_train, 5, 1 + (4 * k) // max(n_train, 1))
 
 
-def _check(label_set, sizes, n_dialogues, n_test) -> None:
-    if label_set not in LABEL_SETS:
-        raise ValueError(f"unknown label set {label_set!r}: expected one of {sorted(LABEL_SETS)}")
-    check_feature_sizes(sizes)
-    if not (1 <= n_test < n_dialogues):
-        raise ValueError(f"need 1 <= n_test_dialogues ({n_test}) < n_dialogues ({n_dialogues})")
-
-
 @dataclass
 class Annotations:
     """Raw annotation counts of a generated corpus (for calibration): per kept utterance,
@@ -425,16 +364,17 @@ def generate(
     params: CorpusParams | None = None,
     preset: str = "iemocap",
 ) -> tuple[Corpus, Annotations]:
-    """The calibrated corpus and its raw annotation counts (see :func:`synthesize`)."""
+    """The calibrated corpus and its raw annotation counts (see
+    :func:`bridging.data.synthetic.synthesize`)."""
     params = params or preset_params(preset)
     sizes = dict(DEFAULT_FEATURE_SIZES if feature_sizes is None else feature_sizes)
     if n_test_dialogues is None:
         n_test_dialogues = max(1, round(n_dialogues * IEMOCAP_TEST_DIALOGUES / IEMOCAP_DIALOGUES))
-    _check(label_set, sizes, n_dialogues, n_test_dialogues)
+    check_shape(label_set, sizes, n_dialogues, n_test_dialogues)
     rng = np.random.default_rng(seed)
     prior = np.asarray(params.prior, dtype=np.float64)
     prior = prior / prior.sum()
-    lengths = _lengths(rng, n_dialogues, min_len, max_len, mean_len, total_utterances)
+    lengths = dialogue_lengths(rng, n_dialogues, min_len, max_len, mean_len, total_utterances)
     keep4 = np.arange(N_CLASSES) < len(LABEL_SETS["iemocap_4"])
     draws = []
     for k, n in enumerate(lengths):
@@ -465,32 +405,19 @@ def generate(
     for k, d in enumerate(draws):
         lo, hi = int(bounds[k]), int(bounds[k + 1])
         vid = f"Ses0{session[k]}_synth{k:03d}"
+        features_k = {m: x[lo:hi] for m, x in features.items()}
         dialogues.append(
-            Dialogue(
-                id=vid,
-                speakers=d.speakers,
-                labels=d.labels,
-                features={m: x[lo:hi] for m, x in features.items()},
-                sentences=(
-                    [f"{vid} turn {i} ({SPEAKER_NAMES[s]})" for i, s in enumerate(d.speakers)]
-                    if sentences
-                    else None
-                ),
-                latent=d.latent,
-            )
+            two_speaker_dialogue(vid, d.speakers, d.labels, features_k, sentences, d.latent)
         )
     split_of = {
         "train": slice(n_dev, n_train),
         "dev": slice(0, n_dev),
         "test": slice(n_train, None),
     }
-    corpus = Corpus(
-        splits={s: dialogues[sl] for s, sl in split_of.items()},
-        label_names=LABEL_SETS["iemocap_6"],
-        label_set="iemocap_6",
-        source_format="synthetic",
-        path=None,
-        extractors={m: {"name": "synthetic", "preset": preset, "seed": seed} for m in features},
+    corpus = iemocap_corpus(
+        {s: dialogues[sl] for s, sl in split_of.items()},
+        {m: {"name": "synthetic", "preset": preset, "seed": seed} for m in features},
+        label_set,
     )
     annotations = Annotations(
         unanimous={s: [d.unanimous for d in draws[sl]] for s, sl in split_of.items()},
@@ -505,81 +432,19 @@ def generate(
             s: [u[k] for u, k in zip(annotations.unanimous[s], keep[s]) if k.any()]
             for s in split_of
         }
-    return convert_label_set(corpus, label_set), annotations
-
-
-def synthesize(
-    n_dialogues: int | None = None,
-    min_len: int | None = None,
-    max_len: int | None = None,
-    mean_len: float | None = None,
-    feature_sizes: dict[str, int] | None = None,
-    label_set: str | None = None,
-    seed: int = 0,
-    n_test_dialogues: int | None = None,
-    dev_fraction: float | None = None,
-    total_utterances: int | None = None,
-    sentences: bool = True,
-    preset: str = "iemocap",
-    **overrides,
-) -> Corpus:
-    """Generate a seeded synthetic corpus (see the module docstring).
-
-    Arguments left None take the preset's defaults: for the IEMOCAP-shaped presets 151
-    dialogues, lengths 8..110 with mean 49.2, iemocap_6, dev 10% of the training dialogues
-    (:data:`IEMOCAP_DEFAULTS`); for ``meld`` those of
-    :func:`bridging.data.synthetic_meld.synthesize_meld`.
-    ``feature_sizes``: modality -> size (default a 100, t 768, v 512; any subset of a, t, v).
-    ``n_test_dialogues``: default 31 of 151, scaled to ``n_dialogues`` (at least 1).
-    ``total_utterances``: if given, the 6-way lengths add up to exactly this.
-    ``preset``: ``iemocap`` (default), ``independent`` (no shared affect), ``legacy`` or
-    ``meld``.
-    ``overrides``: :class:`CorpusParams` fields for the calibrated presets (e.g.
-    ``redundancy=0.5``); the legacy generator's own keywords for ``legacy``;
-    :class:`~bridging.data.synthetic_meld.MeldParams` fields for ``meld``.
-    """
-    given = dict(
-        n_dialogues=n_dialogues,
-        min_len=min_len,
-        max_len=max_len,
-        mean_len=mean_len,
-        feature_sizes=feature_sizes,
-        label_set=label_set,
-        seed=seed,
-        n_test_dialogues=n_test_dialogues,
-        dev_fraction=dev_fraction,
-        total_utterances=total_utterances,
-        sentences=sentences,
-    )
-    if preset == "meld":
-        from bridging.data.synthetic_meld import synthesize_meld
-
-        return synthesize_meld(**given, **overrides)
-    common = {
-        k: (IEMOCAP_DEFAULTS[k] if v is None and k in IEMOCAP_DEFAULTS else v)
-        for k, v in given.items()
-    }
-    if common["label_set"] not in ("iemocap_4", "iemocap_6") and common["label_set"] in LABEL_SETS:
-        raise ValueError(
-            f"preset {preset} makes IEMOCAP labels (iemocap_4, iemocap_6); label_set "
-            f"{common['label_set']} needs preset meld"
-        )
-    if preset == "legacy":
-        from bridging.data.synthetic_legacy import synthesize_legacy
-
-        return synthesize_legacy(**common, **overrides)
-    params = preset_params(preset).with_overrides(**overrides)
-    corpus, _ = generate(**common, params=params, preset=preset)
-    return corpus
+    return corpus, annotations
 
 
 __all__ = [
-    "synthesize",
-    "generate",
-    "CorpusParams",
-    "preset_params",
-    "PRESETS",
-    "IEMOCAP_DEFAULTS",
     "DEFAULT_FEATURE_SIZES",
-    "IEMOCAP_6_COUNTS",
+    "IEMOCAP_DEFAULTS",
+    "N_CLASSES",
+    "PRESETS",
+    "Annotations",
+    "CorpusParams",
+    "annotate",
+    "generate",
+    "majority_vote",
+    "perception",
+    "preset_params",
 ]

@@ -18,6 +18,8 @@ import shutil
 import stat
 from pathlib import Path
 
+from bridging.utils.errors import DataError
+
 
 class OutputError(OSError):
     """An output that cannot be written: the message names the target and why."""
@@ -144,8 +146,6 @@ def check_input_file(path, what: str = "file") -> Path:
     reader of data files and checkpoints calls it first. Returns the path."""
     kind = file_kind(path)
     if kind is not None:
-        from bridging.data.records import DataError
-
         raise DataError(f"{path}: is {kind}, not a regular file or a directory; expected a {what}")
     return Path(path)
 

@@ -124,7 +124,7 @@ def check_run_dir(output_dir, ckpt_path=None, overwrite: bool = False) -> None:
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
 
 
-#: the temporary files of bridging's atomic writers (:func:`bridging.files.atomic_output`):
+#: the temporary files of bridging's atomic writers (:func:`bridging.utils.files.atomic_output`):
 #: ``.<name>.<pid>.<8 hex digits>.tmp``
 TEMP_FILE = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
 

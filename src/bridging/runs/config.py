@@ -15,7 +15,7 @@ def compose(
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from bridging.paths import conf_dir
+    from bridging.utils.paths import conf_dir
 
     GlobalHydra.instance().clear()
     try:

@@ -63,7 +63,7 @@ def save_confusion_png(confusion, label_names, path, title: str = "") -> Path:
     """:func:`confusion_figure` as a PNG, written atomically."""
     import io
 
-    from bridging.files import atomic_write_bytes
+    from bridging.utils.files import atomic_write_bytes
 
     buf = io.BytesIO()
     confusion_figure(confusion, label_names, title).savefig(buf, format="png", dpi=100)

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bridging.data.formats.safe_pickle import safe_load
 from bridging.data.records import LABEL_SETS, Corpus, DataError, Dialogue
-from bridging.data.safe_pickle import safe_load
 from bridging.data.validate import (
     check_dialogue_ids,
     check_label_range,
@@ -166,7 +166,7 @@ def write_cogmen(corpus: Corpus, path, *, protocol: int = 4, force: bool = False
     2-D ``sbert_sentence_embeddings`` array, as SentenceTransformer.encode returns. A missing
     modality is written as None.
     """
-    from bridging.files import atomic_output, refuse_existing
+    from bridging.utils.files import atomic_output, refuse_existing
 
     refuse_existing(path, force)
     sample_cls = _sample_type()

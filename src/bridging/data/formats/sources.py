@@ -5,7 +5,7 @@ Formats (see each module's docstring for the layout):
 - ``cogmen``: COGMEN's prepared pickle (data_iemocap.pkl / data_iemocap_4.pkl);
 - ``dialoguernn``: DialogueRNN's IEMOCAP_features.pkl;
 - ``meld``: MELD's feature pickles, DialogueRNN/DialogueGCN's 9-tuple or MMGCN's 10-tuple
-  with video (:mod:`bridging.data.meld_format`);
+  with video (:mod:`bridging.data.formats.meld`);
 - ``native``: bridging's own safetensors + JSON corpus (directory or one .safetensors file).
 
 Formats are detected by content: a directory, a JSON or a safetensors file is native; a
@@ -14,7 +14,7 @@ train/test -> cogmen; a 9-tuple with one-hot speakers and the sentiment dict las
 10-tuple -> meld; another 9-tuple -> dialoguernn).
 
 ``dev_split`` (MELD: how the dev split is recovered from ``trainVid``, see
-:mod:`bridging.data.meld_format`) and ``max_speakers`` (refuse dialogues with more speakers
+:mod:`bridging.data.formats.meld`) and ``max_speakers`` (refuse dialogues with more speakers
 and size the corpus to it) are options of :func:`load_corpus` and of the DataModule.
 """
 
@@ -24,19 +24,19 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from bridging.data.cogmen_format import cogmen_from_object, is_cogmen_object, sample_class_map
-from bridging.data.dialoguernn_format import dialoguernn_from_object, is_dialoguernn_object
-from bridging.data.meld_format import DEV_SPLITS, is_meld_object, meld_from_object
-from bridging.data.native import read_native, write_native
+from bridging.data.formats.cogmen import cogmen_from_object, is_cogmen_object, sample_class_map
+from bridging.data.formats.dialoguernn import dialoguernn_from_object, is_dialoguernn_object
+from bridging.data.formats.meld import DEV_SPLITS, is_meld_object, meld_from_object
+from bridging.data.formats.native import read_native, write_native
+from bridging.data.formats.safe_pickle import safe_load
 from bridging.data.records import LABEL_SETS, Corpus, DataError
-from bridging.data.safe_pickle import safe_load
 from bridging.data.validate import check_label_range, limit_speakers, validate_corpus
 
 FORMATS = ("cogmen", "dialoguernn", "meld", "native")
 
 
 def _check_exists(path: Path) -> None:
-    from bridging.files import check_input_file
+    from bridging.utils.files import check_input_file
 
     if not path.exists():
         raise DataError(f"{path}: no such file")
@@ -181,9 +181,9 @@ def convert(
 
     ``label_set`` None keeps the stored labels (a 6-way source stays 6-way; loading it later
     as iemocap_4 applies the dropping rule). An existing ``out_path`` is refused unless
-    ``force`` (see :func:`~bridging.data.native.write_native`).
+    ``force`` (see :func:`~bridging.data.formats.native.write_native`).
     """
-    from bridging.files import refuse_existing
+    from bridging.utils.files import refuse_existing
 
     refuse_existing(out_path, force)
     corpus = load_corpus(in_path, format=format, label_set=label_set, dev_split=dev_split)

@@ -43,10 +43,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bridging.data.dialoguernn_format import FIELDS as IEMOCAP_FIELDS
-from bridging.data.dialoguernn_format import _ids as id_list  # same rules for MELD's ids
+from bridging.data.formats.dialoguernn import FIELDS as IEMOCAP_FIELDS
+from bridging.data.formats.dialoguernn import _ids as id_list  # same rules for MELD's ids
+from bridging.data.formats.safe_pickle import safe_load
 from bridging.data.records import LABEL_SETS, MELD_LABEL_SETS, Corpus, DataError, Dialogue
-from bridging.data.safe_pickle import safe_load
 from bridging.data.validate import (
     check_dialogue_ids,
     first_non_finite,
@@ -479,7 +479,7 @@ def write_meld(
     :func:`_train_vid_order`). Speakers are one-hot rows ``corpus.n_speakers`` wide, features
     one float32 ``[n, D]`` array per dialogue.
     """
-    from bridging.files import atomic_output, refuse_existing
+    from bridging.utils.files import atomic_output, refuse_existing
 
     if layout not in LAYOUTS:
         raise DataError(f"unknown MELD layout {layout!r}: expected one of {sorted(LAYOUTS)}")

@@ -2,7 +2,7 @@
 
 Every training run (``bridging-train``, every recipe), every ``bridging-eval`` output, the
 speech-only evaluation of ``bridging-reproduce`` and the reference rows of
-:mod:`bridging.baselines` write ``test_predictions.npz`` (``<split>_predictions.npz`` for
+:mod:`bridging.runs.baselines` write ``test_predictions.npz`` (``<split>_predictions.npz`` for
 another split) in their run dir, written atomically. It is a plain ``numpy.savez_compressed``
 archive, readable with ``numpy.load(path)`` (no pickle):
 
@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from bridging.data.records import IGNORE_INDEX, DataError
-from bridging.files import atomic_write_bytes
+from bridging.utils.files import atomic_write_bytes
 
 PREDICTIONS_FILE = "test_predictions.npz"
 FIELDS = ("dialogue_id", "utterance_index", "gold", "pred", "probs", "label_names", "split")

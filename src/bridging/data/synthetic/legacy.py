@@ -44,82 +44,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from bridging.data.records import (
-    LABEL_SETS,
-    MODALITY_ORDER,
-    SPEAKER_NAMES,
-    Corpus,
-    Dialogue,
-    check_feature_sizes,
+from bridging.data.records import LABEL_SETS, MODALITY_ORDER, Corpus
+from bridging.data.synthetic.common import (
+    AFFECT,
+    IEMOCAP_6_COUNTS,
+    check_shape,
+    dialogue_lengths,
+    emotion_chain,
+    iemocap_corpus,
+    two_speaker_dialogue,
+    two_speaker_turns,
 )
-from bridging.data.validate import convert_label_set
 
-#: IEMOCAP 6-way utterance counts (hap, sad, neu, ang, exc, fru): 7,433 in all.
-IEMOCAP_6_COUNTS = (648, 1084, 1708, 1103, 1041, 1849)
-#: (valence, arousal) of each 6-way class, roughly as in the affect literature.
-AFFECT = np.array(
-    [[0.9, 0.4], [-0.9, -0.9], [0.0, -0.4], [-0.8, 0.9], [1.0, 1.0], [-0.7, 0.3]],
-    dtype=np.float64,
-)
 DEFAULT_FEATURE_SIZES = {"a": 100, "t": 768, "v": 512}
 #: Signal scale per modality (noise is unit variance per dimension).
 DEFAULT_INFORMATIVENESS = {"a": 1.3, "t": 2.2, "v": 1.8}
 #: Weights of (valence, arousal, class-specific) in each modality's class code.
 CODE_WEIGHTS = {"a": (0.3, 1.0, 0.45), "t": (1.0, 0.5, 1.0), "v": (0.7, 0.7, 0.8)}
 IEMOCAP_DIALOGUES, IEMOCAP_TEST_DIALOGUES = 151, 31
-
-
-def _lengths(rng, n, min_len, max_len, mean_len, total) -> np.ndarray:
-    if not (1 <= min_len <= max_len):
-        raise ValueError(f"need 1 <= min_len ({min_len}) <= max_len ({max_len})")
-    if min_len == max_len:
-        lengths = np.full(n, min_len, dtype=np.int64)
-    else:
-        mean_len = float(np.clip(mean_len, min_len, max_len))
-        m = (mean_len - min_len) / (max_len - min_len)
-        m = float(np.clip(m, 0.02, 0.98))
-        conc = 5.0
-        u = rng.beta(conc * m, conc * (1 - m), size=n)
-        lengths = np.rint(min_len + u * (max_len - min_len)).astype(np.int64)
-    if total is not None:
-        if not (n * min_len <= total <= n * max_len):
-            raise ValueError(
-                f"total_utterances {total} impossible for {n} dialogues of {min_len}..{max_len}"
-            )
-        diff = int(total - lengths.sum())
-        while diff != 0:
-            step = 1 if diff > 0 else -1
-            room = lengths < max_len if step > 0 else lengths > min_len
-            idx = rng.permutation(np.flatnonzero(room))[: abs(diff)]
-            lengths[idx] += step
-            diff -= step * len(idx)
-    return lengths
-
-
-def _turns(rng, n, switch_prob) -> np.ndarray:
-    switches = rng.random(n) < switch_prob
-    switches[0] = False
-    return (rng.integers(2) + np.cumsum(switches)) % 2
-
-
-def _emotions(rng, speakers, mood, persistence, coupling) -> np.ndarray:
-    n = len(speakers)
-    labels = np.empty(n, dtype=np.int64)
-    fresh = rng.choice(len(mood), size=n, p=mood)
-    u = rng.random((n, 2))
-    last = [-1, -1]
-    for i in range(n):
-        s = speakers[i]
-        own, other = last[s], last[1 - s]
-        if own >= 0 and u[i, 0] < persistence:
-            y = own
-        elif other >= 0 and u[i, 1] < coupling:
-            y = other
-        else:
-            y = fresh[i]
-        labels[i] = y
-        last[s] = y
-    return labels
 
 
 def synthesize_legacy(
@@ -150,23 +92,17 @@ def synthesize_legacy(
     ``n_test_dialogues``: default 31 of 151, scaled to ``n_dialogues`` (at least 1).
     ``total_utterances``: if given, the 6-way lengths add up to exactly this.
     """
-    if label_set not in LABEL_SETS:
-        raise ValueError(f"unknown label set {label_set!r}: expected one of {sorted(LABEL_SETS)}")
     sizes = dict(DEFAULT_FEATURE_SIZES if feature_sizes is None else feature_sizes)
-    check_feature_sizes(sizes)
     info = dict(DEFAULT_INFORMATIVENESS)
     info.update(informativeness or {})
     if n_test_dialogues is None:
         n_test_dialogues = max(1, round(n_dialogues * IEMOCAP_TEST_DIALOGUES / IEMOCAP_DIALOGUES))
-    if not (1 <= n_test_dialogues < n_dialogues):
-        raise ValueError(
-            f"need 1 <= n_test_dialogues ({n_test_dialogues}) < n_dialogues ({n_dialogues})"
-        )
+    check_shape(label_set, sizes, n_dialogues, n_test_dialogues)
     rng = np.random.default_rng(seed)
     n_classes6 = len(LABEL_SETS["iemocap_6"])
     prior = np.asarray(class_counts, dtype=np.float64)
     prior = prior / prior.sum()
-    lengths = _lengths(rng, n_dialogues, min_len, max_len, mean_len, total_utterances)
+    lengths = dialogue_lengths(rng, n_dialogues, min_len, max_len, mean_len, total_utterances)
     all_speakers, all_labels, moods = _draw_dialogues(
         rng, lengths, seed, label_set, switch_prob, persistence, coupling,
         mood_concentration * n_classes6 * prior,
@@ -182,24 +118,18 @@ def synthesize_legacy(
                 np.asarray(moods), n_dialogues, speaker_offset, mood_signal,
             )  # fmt: skip
     dialogues = _dialogues(lengths, n_dialogues - n_test_dialogues, speaker_flat, labels_flat,
-                           features, all_speakers, sentences)  # fmt: skip
+                           features, sentences)  # fmt: skip
     n_train = n_dialogues - n_test_dialogues
     n_dev = int(dev_fraction * n_train)
-    corpus = Corpus(
-        splits={
-            "train": dialogues[n_dev:n_train],
-            "dev": dialogues[:n_dev],
-            "test": dialogues[n_train:],
-        },
-        label_names=LABEL_SETS["iemocap_6"],
-        label_set="iemocap_6",
-        source_format="synthetic",
-        path=None,
-        extractors={
-            m: {"name": "synthetic", "seed": seed, "informativeness": info[m]} for m in features
-        },
-    )
-    return convert_label_set(corpus, label_set)
+    splits = {
+        "train": dialogues[n_dev:n_train],
+        "dev": dialogues[:n_dev],
+        "test": dialogues[n_train:],
+    }
+    extractors = {
+        m: {"name": "synthetic", "seed": seed, "informativeness": info[m]} for m in features
+    }
+    return iemocap_corpus(splits, extractors, label_set)
 
 
 def _draw_dialogues(rng, lengths, seed, label_set, switch_prob, persistence, coupling, alpha):
@@ -209,9 +139,9 @@ def _draw_dialogues(rng, lengths, seed, label_set, switch_prob, persistence, cou
     for k, n in enumerate(lengths):
         draw, attempt = rng, 0
         while True:
-            speakers = _turns(draw, int(n), switch_prob)
+            speakers = two_speaker_turns(draw, int(n), switch_prob)
             mood = draw.dirichlet(alpha)
-            labels = _emotions(draw, speakers, mood, persistence, coupling)
+            labels = emotion_chain(draw, speakers, mood, persistence, coupling)
             # A 4-way corpus must not lose whole dialogues: redraw those without a 4-way
             # label from a side stream, so that every other dialogue is the same as in the
             # 6-way corpus of the same seed (4-way = 6-way minus exc/fru, dialogue for dialogue).
@@ -253,7 +183,7 @@ def _modality_features(
     return x
 
 
-def _dialogues(lengths, n_train, speaker_flat, labels_flat, features, all_speakers, sentences):
+def _dialogues(lengths, n_train, speaker_flat, labels_flat, features, sentences):
     """The Dialogue records (sessions 1-4 for training, 5 for test, as IEMOCAP's ids)."""
     bounds = np.concatenate([[0], np.cumsum(lengths)])
     dialogues = []
@@ -261,18 +191,10 @@ def _dialogues(lengths, n_train, speaker_flat, labels_flat, features, all_speake
         lo, hi = int(bounds[k]), int(bounds[k + 1])
         session = 5 if k >= n_train else 1 + (4 * k) // max(n_train, 1)
         vid = f"Ses0{session}_synth{k:03d}"
+        speakers = speaker_flat[lo:hi].astype(np.int64)
+        features_k = {m: x[lo:hi] for m, x in features.items()}
         dialogues.append(
-            Dialogue(
-                id=vid,
-                speakers=speaker_flat[lo:hi].astype(np.int64),
-                labels=labels_flat[lo:hi],
-                features={m: x[lo:hi] for m, x in features.items()},
-                sentences=(
-                    [f"{vid} turn {i} ({SPEAKER_NAMES[s]})" for i, s in enumerate(all_speakers[k])]
-                    if sentences
-                    else None
-                ),
-            )
+            two_speaker_dialogue(vid, speakers, labels_flat[lo:hi], features_k, sentences)
         )
     return dialogues
 

@@ -19,8 +19,8 @@ import pickle
 import warnings
 from pathlib import Path
 
+from bridging.data.formats.safe_pickle import safe_load
 from bridging.data.records import LABEL_SETS, Corpus, DataError, Dialogue
-from bridging.data.safe_pickle import safe_load
 from bridging.data.validate import (
     check_dialogue_ids,
     check_not_four_way,
@@ -173,7 +173,7 @@ def write_dialoguernn(corpus: Corpus, path, *, protocol: int = 2, force: bool = 
     warning says when it will not. Labels are written as stored (a 4-way corpus gives a
     4-way file, like DialogueRNN's IEMOCAP_features_4.pkl).
     """
-    from bridging.files import atomic_output, refuse_existing
+    from bridging.utils.files import atomic_output, refuse_existing
 
     refuse_existing(path, force)
     train = list(corpus.splits.get("dev", [])) + list(corpus.splits.get("train", []))

@@ -49,7 +49,7 @@ from safetensors.numpy import load_file, save_file
 
 from bridging.data.records import LABEL_SETS, Corpus, DataError, Dialogue
 from bridging.data.validate import check_dialogue_ids, convert_label_set
-from bridging.files import check_input_file, file_kind
+from bridging.utils.files import check_input_file, file_kind
 
 FORMAT_NAME = "bridging-corpus"
 FORMAT_VERSION = 1
@@ -131,7 +131,7 @@ def write_native(corpus: Corpus, path, *, force: bool = False) -> Path:
     ``force``, which replaces an existing native corpus (a folder holding meta.json, or a
     file); a folder that is not a bridging corpus is always refused. Files and folders get
     the umask's mode. Returns the path."""
-    from bridging.files import atomic_output, make_temp_dir, refuse_existing, umask_files
+    from bridging.utils.files import atomic_output, make_temp_dir, refuse_existing, umask_files
 
     path = Path(path)
     if path.exists() and path.is_dir() and not (path / META_FILE).is_file():

@@ -10,7 +10,7 @@ def conf_dir() -> str:
     """The conf/ folder: $BRIDGING_CONF_DIR, else the repository's conf/ (editable install)."""
     env = os.environ.get("BRIDGING_CONF_DIR")
     candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[2] / "conf")
+    candidates.append(Path(__file__).resolve().parents[3] / "conf")
     for c in candidates:
         if (c / "train.yaml").is_file():
             return str(c)

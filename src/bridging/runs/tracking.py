@@ -85,7 +85,7 @@ def remember_run_id(logger, output_dir) -> None:
 def _record(run, output_dir) -> None:
     import json
 
-    from bridging.files import atomic_write_text
+    from bridging.utils.files import atomic_write_text
 
     atomic_write_text(Path(output_dir) / RUN_ID_FILE, run.id)
     record = {

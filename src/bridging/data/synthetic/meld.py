@@ -38,18 +38,13 @@ Every draw comes from one ``numpy.random.Generator(seed)``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from bridging.data.meld_format import DEV_IDS, N_SPEAKERS, TRAIN_IDS, speaker_names
-from bridging.data.records import (
-    LABEL_SETS,
-    MELD_LABEL_SETS,
-    Corpus,
-    Dialogue,
-    check_feature_sizes,
-)
+from bridging.data.formats.meld import DEV_IDS, N_SPEAKERS, TRAIN_IDS, speaker_names
+from bridging.data.records import LABEL_SETS, MELD_LABEL_SETS, Corpus, Dialogue, check_feature_sizes
+from bridging.data.synthetic.common import embedding, replace_checked
 
 #: MELD's splits (README): dialogues and utterances.
 SPLIT_DIALOGUES = {"train": 1039, "dev": 114, "test": 280}
@@ -131,17 +126,7 @@ class MeldParams:
     feature_mean: float = 1.0
 
     def with_overrides(self, **kw) -> MeldParams:
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(kw) - known)
-        if unknown:
-            raise ValueError(f"unknown synthetic parameters {unknown}; known: {sorted(known)}")
-        if "strength" in kw:
-            kw["strength"] = {**self.strength, **dict(kw["strength"])}
-        if "prior" in kw:
-            kw["prior"] = tuple(float(x) for x in kw["prior"])
-            if len(kw["prior"]) != N_CLASSES:
-                raise ValueError(f"synthetic parameter prior needs {N_CLASSES} values")
-        return replace(self, **kw)
+        return replace_checked(self, kw, ("prior",), N_CLASSES)
 
 
 # -- dialogue shapes -------------------------------------------------------------------------
@@ -266,8 +251,6 @@ def _cast(rng, n_slots: np.ndarray, main_cast: float) -> list[np.ndarray]:
 
 
 def _features(rng, sizes, labels, person, n_people, params: MeldParams) -> dict[str, np.ndarray]:
-    from bridging.data.synthetic import _embedding
-
     n = len(labels)
     onehot = np.eye(N_CLASSES)[labels]
     affect = AFFECT[labels] + params.spread * rng.standard_normal((n, 2))
@@ -278,7 +261,7 @@ def _features(rng, sizes, labels, person, n_people, params: MeldParams) -> dict[
         dim = int(sizes[m])
         if m == "t":
             code = np.concatenate([onehot, 0.8 * affect[:, :1]], axis=1)
-            x = params.strength["t"] * code @ _embedding(rng, dim, code.shape[1]).T
+            x = params.strength["t"] * code @ embedding(rng, dim, code.shape[1]).T
         elif m == "a":
             gain = np.exp(params.audio_gain_sd * rng.standard_normal(n_people))
             rest = params.audio_rest_sd * rng.standard_normal(n_people)
@@ -287,11 +270,11 @@ def _features(rng, sizes, labels, person, n_people, params: MeldParams) -> dict[
             w1 = rng.standard_normal((code.shape[1], AUDIO_HIDDEN)) / np.sqrt(code.shape[1])
             hidden = np.tanh(code @ w1 + 0.5 * rng.standard_normal(AUDIO_HIDDEN))
             x = params.strength["a"] * np.sqrt(AUDIO_HIDDEN / 4.0) * hidden
-            x = x @ _embedding(rng, dim, AUDIO_HIDDEN).T
+            x = x @ embedding(rng, dim, AUDIO_HIDDEN).T
             x += params.audio_speaker_sd * rng.standard_normal((n_people, dim))[person]
         else:
             code = np.concatenate([0.8 * affect[:, :1], 0.6 * affect[:, 1:], 0.3 * onehot], 1)
-            x = params.strength["v"] * code @ _embedding(rng, dim, code.shape[1]).T
+            x = params.strength["v"] * code @ embedding(rng, dim, code.shape[1]).T
             x += params.video_speaker_sd * rng.standard_normal((n_people, dim))[person]
         x += rng.standard_normal((n, dim))
         x += params.feature_mean * rng.standard_normal(dim)

@@ -31,14 +31,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bridging.data.records import LABEL_SETS, Corpus
-from bridging.data.synthetic import (
-    IEMOCAP_6_COUNTS,
-    N_CLASSES,
-    CorpusParams,
-    generate,
-    preset_params,
-)
+from bridging.data.predictions import Predictions, confusion_matrix, f1_scores
+from bridging.data.records import LABEL_SETS, Corpus, DataError
+from bridging.data.synthetic.common import IEMOCAP_6_COUNTS
+from bridging.data.synthetic.iemocap import N_CLASSES, CorpusParams, generate, preset_params
 
 #: COGMEN's test weighted F1 (%) on IEMOCAP 4-way by input modalities.
 COGMEN_ABLATION = {
@@ -141,18 +137,60 @@ def annotation_statistics(params: CorpusParams, seed: int = 0, scale: int = 1, *
     return out
 
 
-def annotation_ceiling(corpus: Corpus, split: str = "test") -> dict | None:
-    """The latent emotion scored against the stored labels (see
-    :func:`bridging.baselines.annotation_ceiling`); None without latent emotions."""
-    from bridging.baselines import annotation_ceiling as ceiling
+def ceiling_predictions(corpus: Corpus, split: str = "test") -> Predictions | None:
+    """The latent emotions of ``split`` mapped into the corpus label set (by name; a latent
+    class outside the label set, e.g. exc in iemocap_4, becomes -1: an error) as
+    Predictions (one-hot probabilities); None when a dialogue has no latent emotions."""
+    dialogues = corpus.splits.get(split) or []
+    latents = [getattr(d, "latent", None) for d in dialogues]
+    if not dialogues or any(lat is None for lat in latents):
+        return None
+    names6 = LABEL_SETS["iemocap_6"]
+    index = {n: i for i, n in enumerate(corpus.label_names)}
+    mapping = np.asarray([index.get(n, -1) for n in names6], dtype=np.int64)
+    ids, pos, gold, pred = [], [], [], []
+    for d, lat in zip(dialogues, latents):
+        lat = np.asarray(lat)
+        if lat.shape != (len(d),) or lat.dtype.kind not in "iu":
+            raise DataError(
+                f"{corpus.where()}: {split} dialogue {d.id}: latent: expected {len(d)} integers, "
+                f"got shape {lat.shape} of {lat.dtype}"
+            )
+        if len(lat) and (lat.min() < 0 or lat.max() >= len(names6)):
+            raise DataError(
+                f"{corpus.where()}: {split} dialogue {d.id}: latent: expected indices in "
+                f"0..{len(names6) - 1} ({', '.join(names6)})"
+            )
+        ids += [d.id] * len(d)
+        pos.append(np.arange(len(d)))
+        gold.append(np.asarray(d.labels, dtype=np.int64))
+        pred.append(mapping[lat.astype(np.int64)])
+    pred = np.concatenate(pred) if pred else np.zeros(0, np.int64)
+    k = len(corpus.label_names)
+    probs = np.zeros((len(pred), k), dtype=np.float32)
+    inside = pred >= 0
+    probs[np.nonzero(inside)[0], pred[inside]] = 1.0
+    return Predictions.build(
+        dialogue_id=ids,
+        utterance_index=np.concatenate(pos) if pos else np.zeros(0, np.int64),
+        gold=np.concatenate(gold) if gold else np.zeros(0, np.int64),
+        pred=pred,
+        probs=probs,
+        label_names=corpus.label_names,
+        split=split,
+    )
 
-    return ceiling(corpus, split)
+
+def annotation_ceiling(corpus: Corpus, split: str = "test") -> dict | None:
+    """wF1, acc, mF1 (and per-class F1, confusion, ``outside_label_set``: utterances whose
+    latent class is not in the label set, counted as errors) of the latent emotion against
+    the stored labels of ``split``; None when the corpus has no latent emotions."""
+    preds = ceiling_predictions(corpus, split)
+    return None if preds is None else preds.scores()
 
 
 def weighted_f1(gold: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
     """Support-weighted mean of per-class F1 (predictions outside 0..C-1 are errors)."""
-    from bridging.predictions import confusion_matrix, f1_scores
-
     return float(f1_scores(confusion_matrix(gold, pred, n_classes))["wf1"])
 
 
@@ -545,6 +583,7 @@ __all__ = [
     "Fact",
     "annotation_ceiling",
     "annotation_statistics",
+    "ceiling_predictions",
     "calibration_facts",
     "context_statistics",
     "fit_annotation",
