@@ -3,7 +3,7 @@ and backward) or evaluation of COGMEN over one dialogue of n utterances, against
 estimate bridging checks before a run (COGMEN.memory_bytes, bridging.runs.memory).
 
 Each case runs in a fresh process; the figure is its peak resident set above the peak
-before the step (ru_maxrss), so the model and the interpreter are not counted. Memory does
+before the step (VmHWM), so the model and the interpreter are not counted. Memory does
 not depend on the machine's load.
 
     python benchmarks/bench_long_dialogues.py            # the cases of BENCHMARKS.md
@@ -17,21 +17,26 @@ import subprocess
 import sys
 
 MEASURE = """
-import resource, sys, torch
+import sys, torch
 from bridging.models.cogmen import COGMEN
+
+def hwm():  # this process's peak resident memory (ru_maxrss would start at its parent's)
+    with open("/proc/self/status") as fh:
+        return next(int(ln.split()[1]) for ln in fh if ln.startswith("VmHWM:"))
+
 n, rnn, layers, heads, w, train = sys.argv[1:7]
 n, layers, heads, w, train = int(n), int(layers), int(heads), int(w), train == "1"
 torch.manual_seed(0)
 m = COGMEN(612, 4, rnn=rnn, seqcontext_nlayer=layers, gnn_nheads=heads, wp=w, wf=w,
            drop_rate=0.1)
 x, lengths, spk = torch.randn(1, n, 612), torch.tensor([n]), torch.randint(0, 2, (1, n))
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = hwm()
 m.train(train)
 with torch.set_grad_enabled(train):
     out = m(x, lengths, spk)
     if train:
         out.log_probs.sum().backward()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = hwm()
 print((peak - base) * 1024, m.memory_bytes(n, train))
 """
 

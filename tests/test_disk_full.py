@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from bridging.data.cogmen_format import write_cogmen
-from bridging.files import OutputError, atomic_write_bytes, disk_full_error, is_disk_full
+from bridging.data.formats.cogmen import write_cogmen
+from bridging.utils.files import OutputError, atomic_write_bytes, disk_full_error, is_disk_full
 from test_hostile_input import small
 
 TINY = ["debug=tiny", "logger=none"]
@@ -279,7 +279,7 @@ def test_the_corpus_writers_past_the_file_size_limit_keep_nothing(tmp_path):
     code = (
         f"import sys; sys.path[:0] = {[str(Path(__file__).parent)]!r}\n"
         "from test_hostile_input import small\n"
-        "from bridging.data.cogmen_format import write_cogmen\n"
+        "from bridging.data.formats.cogmen import write_cogmen\n"
         "try:\n"
         f"    write_cogmen(small('iemocap_4', n=40), {str(out)!r})\n"
         "except OSError as e:\n"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from bridging.data.native import write_native
+from bridging.data.formats.native import write_native
 from bridging.models.cogmen import COGMEN
 from bridging.models.graph import window_edge_count, window_edges
 from test_hostile_input import small
@@ -69,19 +69,24 @@ def test_the_estimate_grows_with_the_square_of_the_length_and_the_layers():
 
 
 MEASURE = """
-import resource, sys, torch
+import sys, torch
 from bridging.models.cogmen import COGMEN
+
+def hwm():  # this process's peak resident memory (ru_maxrss would start at its parent's)
+    with open("/proc/self/status") as fh:
+        return next(int(ln.split()[1]) for ln in fh if ln.startswith("VmHWM:"))
+
 n, rnn, w, train = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
 torch.manual_seed(0)
 m = COGMEN(612, 4, rnn=rnn, seqcontext_nlayer=1, gnn_nheads=1, wp=w, wf=w, drop_rate=0.1)
 x, lengths, spk = torch.randn(1, n, 612), torch.tensor([n]), torch.randint(0, 2, (1, n))
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = hwm()
 m.train(train)
 with torch.set_grad_enabled(train):
     out = m(x, lengths, spk)
     if train:
         out.log_probs.sum().backward()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = hwm()
 print((peak - base) * 1024, m.memory_bytes(n, train))
 """
 

@@ -201,7 +201,7 @@ def _disk_full_error(exc: BaseException, run_dir: str | None = None) -> BaseExce
     """A write that ran out of room somewhere in the run dir (a logger's CSV file, Hydra's
     record) without naming its file, as an error naming the run dir, the free space and the
     option; other errors (and those that name their file) as they are."""
-    from bridging.files import OutputError, disk_full_error, is_disk_full
+    from bridging.utils.files import OutputError, disk_full_error, is_disk_full
 
     if isinstance(exc, OutputError) or not is_disk_full(exc):
         return exc
@@ -236,7 +236,7 @@ def hydra_command(prog: str, config_name: str):
             # a log file that cannot be written (the disk is full) must not print a
             # traceback per record: the run's own error says what happened
             logging.raiseExceptions = False
-            from bridging.rundir import discard_created_dirs
+            from bridging.runs.rundir import discard_created_dirs
 
             try:
                 result = task(cfg)
@@ -274,7 +274,7 @@ def hydra_command(prog: str, config_name: str):
             except OSError as exc:
                 # the task's own errors end inside it: this is Hydra making the run dir or
                 # writing its record there; a dir this run created goes again
-                from bridging.rundir import discard_created_dirs, release_run_dirs
+                from bridging.runs.rundir import discard_created_dirs, release_run_dirs
 
                 dirs = release_run_dirs(refused=True) + discard_created_dirs(failed=True)
                 full = _disk_full_error(exc, dirs[0] if dirs else None)

@@ -86,7 +86,7 @@ def _check_output(args) -> None:
     wav file it lists: never, even forced) or that exists (unless --force)."""
     from pathlib import Path
 
-    from bridging.files import check_output_path, refuse_existing, refuse_own_input
+    from bridging.utils.files import check_output_path, refuse_existing, refuse_own_input
 
     inputs = {"the checkpoint": args.ckpt, "the input": args.input}
     manifest = Path(args.input) / "manifest.csv" if Path(args.input).is_dir() else None

@@ -165,7 +165,7 @@ def write_native(corpus: Corpus, path, *, force: bool = False) -> Path:
             os.replace(tmp, path)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        from bridging.files import disk_full_error
+        from bridging.utils.files import disk_full_error
 
         full = disk_full_error(path, exc)
         if full is not exc:
