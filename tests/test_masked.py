@@ -441,3 +441,25 @@ def test_mask_optuna_first_trials_are_the_authors_points(tmp_path):
 
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert set(best["best_params"]) == set(cfg.hydra.sweeper.params)
+
+
+def test_recipe_hyperparameters_keep_their_keys_and_values():
+    """MaskedRecipe and StudentRecipe take EmotionRecipe's arguments as ``**recipe``: the
+    checkpoints' hyper-parameters keep the same keys, in the same order, and values."""
+    from bridging.recipes.student import StudentRecipe
+
+    recipe, _ = _tiny_recipe({"p_none": 0.0}, seed=3)
+    base = ["facts", "modalities", "model", "optim", "eval_modalities", "data"]
+    assert list(recipe.hparams) == [*base, "mask", "seed", "full_eval"]
+    assert recipe.hparams["eval_modalities"] == ["a"]  # the speech-only default
+    assert (recipe.hparams["mask"], recipe.hparams["seed"]) == ({"p_none": 0.0}, 3)
+    assert recipe.hparams["optim"] is None and recipe.hparams["full_eval"] is True
+    common = {k: recipe.hparams[k] for k in ("facts", "model")}
+    masked = MaskedRecipe(**common, modalities=["v"], optim={"lr": 0.01}, full_eval=False)
+    assert masked.hparams["eval_modalities"] is None and masked.hparams["optim"] == {"lr": 0.01}
+    student = StudentRecipe(**common, modalities=["a"], kd={"alpha": 0.3}, eval_modalities=["a"])
+    assert list(student.hparams) == [*base, "teacher", "kd", "teacher_info"]
+    assert student.hparams["kd"] == {"alpha": 0.3} and student.hparams["teacher"] is None
+    assert student.hparams["eval_modalities"] == ["a"]
+    with pytest.raises(TypeError):
+        MaskedRecipe(**common)  # modalities is still required

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bridging.cli.predict_audio import window
+from bridging.cli.predict_audio import add_window_options
 
 PROG = "bridging-export"
 
@@ -33,8 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="auto (default): from OUTPUT's suffix",
     )
-    p.add_argument("--wp", type=window, default=None, help="past graph window (the model's)")
-    p.add_argument("--wf", type=window, default=None, help="future graph window (the model's)")
+    add_window_options(p)
     p.add_argument(
         "--force", action="store_true", help="replace an existing OUTPUT (and OUTPUT.json)"
     )

@@ -33,6 +33,13 @@ def window(text: str) -> int:
     return value
 
 
+def add_window_options(p: argparse.ArgumentParser) -> None:
+    """--wp and --wf: the graph windows, the model's unless given (bridging-predict-audio,
+    bridging-export)."""
+    p.add_argument("--wp", type=window, default=None, help="past graph window (the model's)")
+    p.add_argument("--wf", type=window, default=None, help="future graph window (the model's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -50,8 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cache-dir", default=None, metavar="DIR", help="keep per-file features there, reuse them"
     )
-    p.add_argument("--wp", type=window, default=None, help="past graph window (the model's)")
-    p.add_argument("--wf", type=window, default=None, help="future graph window (the model's)")
+    add_window_options(p)
     p.add_argument(
         "--extractor-path",
         default=None,

@@ -104,3 +104,15 @@ class Corpus:
 
     def where(self) -> str:
         return self.path or f"<{self.source_format}>"
+
+
+def six_way_corpus(splits: dict, source_format: str, path: str | None, extractors: dict) -> Corpus:
+    """A two-speaker corpus of ``splits`` labelled in IEMOCAP's 6-way set (``iemocap_6``)."""
+    return Corpus(
+        splits=splits,
+        label_names=LABEL_SETS["iemocap_6"],
+        label_set="iemocap_6",
+        source_format=source_format,
+        path=path,
+        extractors=extractors,
+    )

@@ -28,7 +28,7 @@ MASK_STATE_KEY = "bridging_mask_state"
 class MaskedRecipe(EmotionRecipe):
     """EmotionRecipe whose training batches go through a :class:`ModalityMask`.
 
-    Args (besides EmotionRecipe's):
+    Args (besides EmotionRecipe's, given by keyword: ``**recipe``):
         mask: the ModalityMask options (``p_none``, ``p_audio_full``, ``p_other_full``,
             ``p_random``, ``random``, ``p``, ``span``, ``granularity``, ``rescale``).
         seed: the run seed; the mask draws from its own generator seeded from it.
@@ -42,26 +42,14 @@ class MaskedRecipe(EmotionRecipe):
 
     def __init__(
         self,
-        facts: dict,
-        modalities,
-        model: dict,
-        optim: dict | None = None,
-        eval_modalities=None,
-        data: dict | None = None,
         mask: dict | None = None,
         seed: int | None = None,
         full_eval: bool = True,
+        **recipe,
     ):
-        if eval_modalities is None and "a" in modalities:
-            eval_modalities = ["a"]
-        super().__init__(
-            facts=facts,
-            modalities=modalities,
-            model=model,
-            optim=optim,
-            eval_modalities=eval_modalities,
-            data=data,
-        )
+        if recipe.get("eval_modalities") is None and "a" in recipe.get("modalities", ()):
+            recipe["eval_modalities"] = ["a"]
+        super().__init__(**recipe)
         self.masker = ModalityMask(**dict(mask or {}), seed=seed)
         self.full_eval = bool(full_eval)
         others = [m for m in self.modalities if m != self.masker.audio]

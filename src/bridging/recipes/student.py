@@ -104,7 +104,7 @@ def batch_independent(teacher) -> bool:
 class StudentRecipe(EmotionRecipe):
     """COGMEN on ``modalities`` distilled from a frozen teacher.
 
-    Args (besides EmotionRecipe's):
+    Args (besides EmotionRecipe's, given by keyword: ``**recipe``):
         teacher: ``ckpt_path`` (a checkpoint of kind ``teacher``; null = train one first),
             and for a teacher trained here ``modalities``, ``model`` (options over the run's),
             ``experiment_name``, ``overrides`` (``key=value`` over its config), ``dir``.
@@ -120,24 +120,12 @@ class StudentRecipe(EmotionRecipe):
 
     def __init__(
         self,
-        facts: dict,
-        modalities,
-        model: dict,
-        optim: dict | None = None,
-        eval_modalities=None,
-        data: dict | None = None,
         teacher: dict | None = None,
         kd: dict | None = None,
         teacher_info: dict | None = None,
+        **recipe,
     ):
-        super().__init__(
-            facts=facts,
-            modalities=modalities,
-            model=model,
-            optim=optim,
-            eval_modalities=eval_modalities,
-            data=data,
-        )
+        super().__init__(**recipe)
         unknown = set(teacher or {}) - set(TEACHER_DEFAULTS)
         if unknown:
             raise ValueError(

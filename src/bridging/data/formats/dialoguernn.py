@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 
 from bridging.data.formats.safe_pickle import safe_load
-from bridging.data.records import LABEL_SETS, Corpus, DataError, Dialogue
+from bridging.data.records import LABEL_SETS, Corpus, DataError, Dialogue, six_way_corpus
 from bridging.data.validate import (
     check_dialogue_ids,
     check_not_four_way,
@@ -115,14 +115,8 @@ def dialoguernn_from_object(
         split: [_dialogue(obj, vid, present, where=where, split=split) for vid in ids]
         for split, ids in order.items()
     }
-    corpus = Corpus(
-        splits=splits,
-        label_names=LABEL_SETS["iemocap_6"],
-        label_set="iemocap_6",
-        source_format="dialoguernn",
-        path=where,
-        extractors={m: dict(e) for m, e in EXTRACTORS.items() if m in present},
-    )
+    extractors = {m: dict(e) for m, e in EXTRACTORS.items() if m in present}
+    corpus = six_way_corpus(splits, "dialoguernn", where, extractors)
     if check_labels and label_set == "iemocap_6":
         check_not_four_way(corpus)
     return convert_label_set(corpus, label_set)

@@ -69,23 +69,12 @@ def synthesize(
     ``redundancy=0.5``); the legacy generator's own keywords for ``legacy``;
     :class:`~bridging.data.synthetic.meld.MeldParams` fields for ``meld``.
     """
-    given = dict(
-        n_dialogues=n_dialogues,
-        min_len=min_len,
-        max_len=max_len,
-        mean_len=mean_len,
-        feature_sizes=feature_sizes,
-        label_set=label_set,
-        seed=seed,
-        n_test_dialogues=n_test_dialogues,
-        dev_fraction=dev_fraction,
-        total_utterances=total_utterances,
-        sentences=sentences,
-    )
+    # the arguments shared by every preset (locals() holds just the parameters here)
+    given = {k: v for k, v in locals().items() if k not in ("preset", "overrides")}
     if preset == "meld":
-        from bridging.data.synthetic.meld import synthesize_meld
+        from bridging.data.synthetic.meld import meld_corpus
 
-        return synthesize_meld(**given, **overrides)
+        return meld_corpus(**given, **overrides)
     common = {
         k: (IEMOCAP_DEFAULTS[k] if v is None and k in IEMOCAP_DEFAULTS else v)
         for k, v in given.items()

@@ -8,7 +8,14 @@ from dataclasses import fields, replace
 
 import numpy as np
 
-from bridging.data.records import LABEL_SETS, SPEAKER_NAMES, Corpus, Dialogue, check_feature_sizes
+from bridging.data.records import (
+    LABEL_SETS,
+    SPEAKER_NAMES,
+    Corpus,
+    Dialogue,
+    check_feature_sizes,
+    six_way_corpus,
+)
 from bridging.data.validate import convert_label_set
 
 #: IEMOCAP 6-way utterance counts (hap, sad, neu, ang, exc, fru): 7,433 in all.
@@ -117,15 +124,7 @@ def two_speaker_dialogue(vid, speakers, labels, features, sentences: bool, laten
 
 def iemocap_corpus(splits: dict, extractors: dict, label_set: str) -> Corpus:
     """The synthetic IEMOCAP-shaped corpus of 6-way ``splits``, in ``label_set``."""
-    corpus = Corpus(
-        splits=splits,
-        label_names=LABEL_SETS["iemocap_6"],
-        label_set="iemocap_6",
-        source_format="synthetic",
-        path=None,
-        extractors=extractors,
-    )
-    return convert_label_set(corpus, label_set)
+    return convert_label_set(six_way_corpus(splits, "synthetic", None, extractors), label_set)
 
 
 def replace_checked(params, kw: dict, per_class: tuple, n_classes: int):

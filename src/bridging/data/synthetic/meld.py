@@ -293,26 +293,35 @@ def _id_offsets(sizes: dict) -> dict:
     return {"train": TRAIN_IDS.start, "dev": dev0, "test": test0}
 
 
-def synthesize_meld(
-    n_dialogues: int | None = None,
-    min_len: int | None = None,
-    max_len: int | None = None,
-    mean_len: float | None = None,
-    feature_sizes: dict[str, int] | None = None,
-    label_set: str | None = None,
-    seed: int = 0,
-    n_test_dialogues: int | None = None,
-    dev_fraction: float | None = None,
-    total_utterances: int | None = None,
-    sentences: bool = True,
-    **overrides,
-) -> Corpus:
-    """The MELD-shaped corpus (module docstring). Defaults: 1,433 dialogues in MELD's
-    splits, lengths 1..33 from MELD's table, a 300 + t 600 features, meld_7 labels.
+def synthesize_meld(**kw) -> Corpus:
+    """The MELD-shaped corpus (module docstring): ``synthesize(preset="meld", **kw)``, the
+    same keywords and defaults. Defaults: 1,433 dialogues in MELD's splits, lengths 1..33
+    from MELD's table, a 300 + t 600 features, meld_7 labels.
 
     ``min_len``/``max_len`` restrict the length table; ``total_utterances`` fixes the total
     (split in proportion to the dialogues); ``mean_len`` does not apply (lengths follow
-    MELD's table). ``overrides``: :class:`MeldParams` fields."""
+    MELD's table). Other keywords: :class:`MeldParams` fields."""
+    from bridging.data.synthetic import synthesize
+
+    return synthesize(preset="meld", **kw)
+
+
+def meld_corpus(
+    *,
+    n_dialogues,
+    min_len,
+    max_len,
+    mean_len,
+    feature_sizes,
+    label_set,
+    seed,
+    n_test_dialogues,
+    dev_fraction,
+    total_utterances,
+    sentences,
+    **overrides,
+) -> Corpus:
+    """:func:`synthesize_meld` with every argument given (None: MELD's default)."""
     if mean_len is not None:
         raise ValueError(
             "preset meld draws dialogue lengths from MELD's length table: mean_len does not "
