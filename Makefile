@@ -25,8 +25,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install bridging with its dev tools
 
-test: $(STAMP) ## run the test suite (CPU, offline)
-	WANDB_MODE=offline OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider
+# two pytest workers of one thread each (the 2-core CI machine); a test file stays on one worker
+TEST_WORKERS ?= 2
+test: $(STAMP) ## run the test suite (CPU, offline; TEST_WORKERS=2 processes)
+	WANDB_MODE=offline OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 test-all: test ## alias of test (no test is skipped by default)
 

@@ -59,7 +59,7 @@ def synthesize(
     Arguments left None take the preset's defaults: for the IEMOCAP-shaped presets 151
     dialogues, lengths 8..110 with mean 49.2, iemocap_6, dev 10% of the training dialogues
     (:data:`IEMOCAP_DEFAULTS`); for ``meld`` those of
-    :func:`bridging.data.synthetic.meld.synthesize_meld`.
+    :func:`synthesize_meld`.
     ``feature_sizes``: modality -> size (default a 100, t 768, v 512; any subset of a, t, v).
     ``n_test_dialogues``: default 31 of 151, scaled to ``n_dialogues`` (at least 1).
     ``total_utterances``: if given, the 6-way lengths add up to exactly this.
@@ -93,8 +93,20 @@ def synthesize(
     return corpus
 
 
+def synthesize_meld(**kw) -> Corpus:
+    """The MELD-shaped corpus (module docstring): ``synthesize(preset="meld", **kw)``, the
+    same keywords and defaults. Defaults: 1,433 dialogues in MELD's splits, lengths 1..33
+    from MELD's table, a 300 + t 600 features, meld_7 labels.
+
+    ``min_len``/``max_len`` restrict the length table; ``total_utterances`` fixes the total
+    (split in proportion to the dialogues); ``mean_len`` does not apply (lengths follow
+    MELD's table). Other keywords: :class:`~bridging.data.synthetic.meld.MeldParams` fields."""
+    return synthesize(preset="meld", **kw)
+
+
 __all__ = [
     "synthesize",
+    "synthesize_meld",
     "generate",
     "CorpusParams",
     "preset_params",

@@ -293,19 +293,6 @@ def _id_offsets(sizes: dict) -> dict:
     return {"train": TRAIN_IDS.start, "dev": dev0, "test": test0}
 
 
-def synthesize_meld(**kw) -> Corpus:
-    """The MELD-shaped corpus (module docstring): ``synthesize(preset="meld", **kw)``, the
-    same keywords and defaults. Defaults: 1,433 dialogues in MELD's splits, lengths 1..33
-    from MELD's table, a 300 + t 600 features, meld_7 labels.
-
-    ``min_len``/``max_len`` restrict the length table; ``total_utterances`` fixes the total
-    (split in proportion to the dialogues); ``mean_len`` does not apply (lengths follow
-    MELD's table). Other keywords: :class:`MeldParams` fields."""
-    from bridging.data.synthetic import synthesize
-
-    return synthesize(preset="meld", **kw)
-
-
 def meld_corpus(
     *,
     n_dialogues,
@@ -321,7 +308,8 @@ def meld_corpus(
     sentences,
     **overrides,
 ) -> Corpus:
-    """:func:`synthesize_meld` with every argument given (None: MELD's default)."""
+    """:func:`bridging.data.synthetic.synthesize_meld` with every argument given (None:
+    MELD's default)."""
     if mean_len is not None:
         raise ValueError(
             "preset meld draws dialogue lengths from MELD's length table: mean_len does not "
@@ -411,7 +399,6 @@ def meld_corpus(
 
 
 __all__ = [
-    "synthesize_meld",
     "MeldParams",
     "sentiment_of",
     "split_sizes",
