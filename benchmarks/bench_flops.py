@@ -35,7 +35,8 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+
+from bridging.runs.flops import count_flops
 
 #: epoch clock of the current run (the callback is built by Hydra from its dotted name):
 #: (mark, epoch, wall time, process CPU time)
@@ -171,34 +172,6 @@ def attention_overheads(cfg, threads: int, overheads=(0, 20_000, 60_000, 200_000
     return best
 
 
-def _cpu_sdpa_formulas() -> dict:
-    """FlopCounterMode has no formula for the CPU flash-attention kernels; count them as the
-    other attention kernels are counted."""
-    aten = torch.ops.aten
-    mapping = {}
-    fwd = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
-    bwd = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward", None)
-    if fwd is not None:
-
-        def fwd_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
-            return sdpa_flop_count(query_shape, key_shape, value_shape)
-
-        mapping[fwd] = fwd_flop
-    if bwd is not None:
-
-        def bwd_flop(grad_out_shape, query_shape, key_shape, value_shape, *a, out_shape=None, **k):
-            return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
-
-        mapping[bwd] = bwd_flop
-    return mapping
-
-
-def _count(fn) -> int:
-    with FlopCounterMode(display=False, custom_mapping=_cpu_sdpa_formulas()) as counter:
-        fn()
-    return int(counter.get_total_flops())
-
-
 def epoch_flops(cfg) -> dict:
     """FLOPs of one training epoch, as performed and padding-free (forward + backward)."""
     from bridging.runs.train import build_datamodule, build_recipe
@@ -214,11 +187,11 @@ def epoch_flops(cfg) -> dict:
         recipe.training_losses(batch)["loss"].backward()
 
     recipe.train()
-    performed = sum(_count(lambda b=batch: step(b)) for batch in dm.train_dataloader())
+    performed = sum(count_flops(lambda b=batch: step(b)) for batch in dm.train_dataloader())
     # padding-free: each dialogue alone (eval mode: BatchNorm on one dialogue's nodes, no
     # dropout; neither is counted as FLOPs)
     recipe.eval()
-    alone = sum(_count(lambda i=i: step(train.batch([i]))) for i in range(len(train)))
+    alone = sum(count_flops(lambda i=i: step(train.batch([i]))) for i in range(len(train)))
     lengths = train.lengths
     padded_positions = 0
     for index in dm.train_dataloader().batch_sampler:
