@@ -68,27 +68,16 @@ def test_the_estimate_grows_with_the_square_of_the_length_and_the_layers():
     assert unbounded.memory_bytes(3000) == 4 * 6 * 100 * 3000**2
 
 
-MEASURE = """
-import sys, torch
-from bridging.models.cogmen import COGMEN
+def _bench_script() -> str:
+    """The measuring script of benchmarks/bench_long_dialogues.py (its MEASURE)."""
+    import importlib.util
+    from pathlib import Path
 
-def hwm():  # this process's peak resident memory (ru_maxrss would start at its parent's)
-    with open("/proc/self/status") as fh:
-        return next(int(ln.split()[1]) for ln in fh if ln.startswith("VmHWM:"))
-
-n, rnn, w, train = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
-torch.manual_seed(0)
-m = COGMEN(612, 4, rnn=rnn, seqcontext_nlayer=1, gnn_nheads=1, wp=w, wf=w, drop_rate=0.1)
-x, lengths, spk = torch.randn(1, n, 612), torch.tensor([n]), torch.randint(0, 2, (1, n))
-base = hwm()
-m.train(train)
-with torch.set_grad_enabled(train):
-    out = m(x, lengths, spk)
-    if train:
-        out.log_probs.sum().backward()
-peak = hwm()
-print((peak - base) * 1024, m.memory_bytes(n, train))
-"""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_long_dialogues.py"
+    spec = importlib.util.spec_from_file_location("bench_long_dialogues", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench.MEASURE
 
 
 @pytest.mark.parametrize(
@@ -99,7 +88,8 @@ def test_the_estimate_is_within_a_third_of_the_measured_peak(n, rnn, w, train):
     """A real training step (forward and backward) or evaluation of one long dialogue in a
     fresh process: its peak resident memory above the start against the estimate."""
     done = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(n), rnn, str(w), train],
+        # one sequence-context layer, one GNN head
+        [sys.executable, "-c", _bench_script(), str(n), rnn, "1", "1", str(w), train],
         capture_output=True,
         text=True,
         env=ENV,
