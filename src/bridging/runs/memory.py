@@ -68,12 +68,13 @@ def _gib(n: float) -> str:
     return f"{n / GIB:.1f} GiB"
 
 
-def _remedy(model, n: int, training: bool, batch: int) -> str:
+def _remedy(model, n: int, training: bool, batch: int, need: int) -> str:
+    """What would make a dialogue of ``n`` utterances fit, ``need`` bytes being the whole
+    model's estimate for it."""
     if not training:  # a trained model is what it is: the data has to change
         return "split it into shorter dialogues, or run on a machine with more memory"
-    attention = model.rnn.memory_bytes(n, training, batch)
     fixes = ["split it into shorter dialogues"]
-    if attention * 2 > model.memory_bytes(n, training, batch):
+    if model.rnn.memory_bytes(n, training, batch) * 2 > need:
         if batch > 1:
             fixes.append("train with model.pad_mode=mask (no padding to its length)")
         fixes.append("use model.rnn=lstm (memory linear in the length)")
@@ -114,7 +115,7 @@ def check_dialogue_memory(models, datamodule, stages: dict, device: str = "cpu")
                 f"{doing} needs about {_gib(need)}, {_gib(free)} free on {device}"
             )
             if need > free:
-                raise DataError(f"{where}: {what}: {_remedy(model, n, training, padded)}")
+                raise DataError(f"{where}: {what}: {_remedy(model, n, training, padded, need)}")
             log.warning("%s: %s: the run may run out of memory", where, what)
 
 

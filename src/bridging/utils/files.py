@@ -30,8 +30,11 @@ def _why(exc: OSError) -> str:
 
 
 #: the errors of a write that ran out of room: the disk, the user's quota, the file size limit
-_FULL_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
-_FULL_ERRNOS[errno.EFBIG] = "file too large (the file size limit, ulimit -f)"
+_FULL_ERRNOS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large (the file size limit, ulimit -f)",
+}
 #: how writers that are not Python's own say it (safetensors' Rust I/O error, torch's zip
 #: writer, which loses the errno: a short write is "unexpected pos N vs M")
 _FULL_TEXTS = (
@@ -68,12 +71,18 @@ def is_disk_full(exc: BaseException) -> bool:
     return _full_errno(exc) is not False
 
 
-def _free_space(path: Path) -> int | None:
+def existing_ancestor(path) -> Path:
+    """``path`` itself when it exists, else its nearest folder above that does (``/`` at
+    the most): where a new file of ``path`` would be made."""
     where = Path(path)
     while not where.exists() and where != where.parent:
         where = where.parent
+    return where
+
+
+def _free_space(path: Path) -> int | None:
     try:
-        return shutil.disk_usage(where).free
+        return shutil.disk_usage(existing_ancestor(path)).free
     except OSError:
         return None
 
@@ -111,9 +120,7 @@ def check_output_path(path, field: str = "output") -> Path:
     name = f"{field}={path}" if field else str(path)
     if path.is_dir():
         raise OutputError(f"{name}: is a directory; give a file name")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
+    parent = existing_ancestor(path.parent)
     if not parent.is_dir():
         raise OutputError(f"{name}: cannot create it: {parent} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
