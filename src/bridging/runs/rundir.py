@@ -299,11 +299,12 @@ class CommandDirGuard(_HydraCallback):
             return
         out = Path(os.path.abspath(str(out)))
         if not os.path.lexists(out):
-            top = out
-            while not os.path.lexists(top.parent) and top.parent != top.parent.parent:
-                top = top.parent
+            from bridging.utils.files import existing_ancestor
+
+            there = existing_ancestor(out)
             # the run dir, then each new parent up to the first that existed
-            _CREATED.extend(str(p) for p in [out, *out.parents] if p.is_relative_to(top))
+            new = [p for p in [out, *out.parents] if p != there and p.is_relative_to(there)]
+            _CREATED.extend(map(str, new))
             return
         for name in (f"{config.get('task_name') or 'job'}.log", record):
             if name and not os.path.lexists(out / name):
