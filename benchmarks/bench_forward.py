@@ -103,7 +103,7 @@ def label_components(model):
         wrap(model.gcn.conv2, "forward", "# fwd: TransformerConv")
         wrap(model.gcn.bn, "forward", "# fwd: BatchNorm")
     wrap(model.clf, "forward", "# fwd: classifier")
-    wrap(cogmen_module, "build_graph_flat", "# fwd: graph building")
+    wrap(cogmen_module, "build_graph", "# fwd: graph building")
 
 
 def main(argv=None):

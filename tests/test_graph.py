@@ -59,6 +59,10 @@ def test_graph_matches_slow_loop(wp, wf, n_speakers):
         # sorted by (source, target)
         key = edge_index[0] * 10_000 + edge_index[1]
         assert torch.equal(key, key.sort().values)
+        # the same graph from the speakers already flat over the real utterances
+        flat = torch.cat([speakers[k, :n] for k, n in enumerate(lengths.tolist())])
+        flat_index, flat_type = build_graph(lengths, flat, wp, wf, n_speakers)
+        assert torch.equal(flat_index, edge_index) and torch.equal(flat_type, edge_type)
 
 
 def test_window_edges_counts_and_self_loops():
@@ -86,3 +90,5 @@ def test_bad_inputs():
     ei = window_edges(torch.tensor([3]), 1, 1)
     with pytest.raises(ValueError, match="speaker ids"):
         relation_types(ei, torch.tensor([0, 2, 1]), 2)
+    with pytest.raises(ValueError, match=r"speakers must be \[B, T\] \(padded\) or \[N\]"):
+        build_graph(torch.tensor([3]), torch.zeros(1, 3, 1, dtype=torch.long), 1, 1, 2)

@@ -22,7 +22,7 @@ from bridging.losses.nll import masked_nll
 from bridging.models.classifier import Classifier
 from bridging.models.gnn import GNN
 from bridging.models.graph import (
-    build_graph_flat,
+    build_graph,
     check_relations,
     check_window,
     n_relations,
@@ -167,7 +167,7 @@ class COGMEN(nn.Module):
             emb = feats
             clf_in = feats
         else:
-            edge_index, edge_type = build_graph_flat(
+            edge_index, edge_type = build_graph(
                 lengths,
                 speakers.to(x.device)[mask],
                 self.wp,

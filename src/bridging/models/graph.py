@@ -130,29 +130,26 @@ def build_graph(
     n_speakers: int,
     relations: str = "speaker_pairs",
 ) -> tuple[Tensor, Tensor]:
-    """Edges and relation types for a padded batch.
+    """Edges and relation types of a batch of dialogues.
 
-    ``lengths`` [B] and ``speakers`` [B, T] (padded; values at padding are ignored).
+    ``lengths`` [B]; ``speakers`` either padded [B, T] (values at padding are ignored) or
+    already flat over the real utterances [N] (``N = lengths.sum()``, dialogue-major).
     Returns ``(edge_index [2, E], edge_type [E])`` on flat node indices.
     """
     lengths = lengths.to(speakers.device)
-    t = speakers.shape[1]
-    mask = torch.arange(t, device=speakers.device)[None, :] < lengths[:, None]
+    if speakers.dim() == 2:
+        t = speakers.shape[1]
+        speakers = speakers[torch.arange(t, device=speakers.device)[None, :] < lengths[:, None]]
+    elif speakers.dim() != 1:
+        raise ValueError(
+            f"speakers must be [B, T] (padded) or [N] (flat), got {list(speakers.shape)}"
+        )
     edge_index = window_edges(lengths, wp, wf)
-    return edge_index, relation_types(edge_index, speakers[mask], n_speakers, relations)
+    return edge_index, relation_types(edge_index, speakers, n_speakers, relations)
 
 
-def build_graph_flat(
-    lengths: Tensor,
-    flat_speakers: Tensor,
-    wp: int,
-    wf: int,
-    n_speakers: int,
-    relations: str = "speaker_pairs",
-) -> tuple[Tensor, Tensor]:
-    """Same as :func:`build_graph` with the speakers already flat over real utterances."""
-    edge_index = window_edges(lengths.to(flat_speakers.device), wp, wf)
-    return edge_index, relation_types(edge_index, flat_speakers, n_speakers, relations)
+#: The same function (speakers flat over real utterances), under its earlier name.
+build_graph_flat = build_graph
 
 
 def n_relations(n_speakers: int, relations: str = "speaker_pairs") -> int:
