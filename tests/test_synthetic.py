@@ -88,6 +88,70 @@ def test_seeded_and_legacy_preset_reachable():
         synthesize(n_dialogues=12, feature_sizes=SMALL, preset="nope")
 
 
+def test_iemocap_shape_resolves_its_defaults_and_checks_them():
+    from bridging.data.synthetic import IEMOCAP_DEFAULTS, IemocapShape
+
+    full = IemocapShape()
+    assert full.feature_sizes == {"a": 100, "t": 768, "v": 512}
+    assert (full.n_dialogues, full.n_test_dialogues, full.n_train, full.n_dev) == (151, 31, 120, 12)
+    assert IEMOCAP_DEFAULTS == {
+        "n_dialogues": 151,
+        "min_len": 8,
+        "max_len": 110,
+        "mean_len": 49.2,
+        "label_set": "iemocap_6",
+        "dev_fraction": 0.1,
+    }
+    small = IemocapShape(n_dialogues=20, feature_sizes={"a": 3})
+    assert small.n_test_dialogues == round(20 * 31 / 151) and small.feature_sizes == {"a": 3}
+    lengths = small.lengths(np.random.default_rng(0))
+    assert len(lengths) == 20 and lengths.min() >= 8 and lengths.max() <= 110
+    with pytest.raises(ValueError, match=r"need 1 <= n_test_dialogues \(20\) < n_dialogues"):
+        IemocapShape(n_dialogues=20, n_test_dialogues=20)
+    with pytest.raises(ValueError, match="unknown label set"):
+        IemocapShape(label_set="iemocap_5")
+
+
+def test_legacy_knobs_are_checked_and_partial_dicts_update_the_defaults():
+    from bridging.data.synthetic.legacy import DEFAULT_INFORMATIVENESS, LegacyParams
+
+    c = synthesize(n_dialogues=8, feature_sizes=SMALL, preset="legacy", informativeness={"a": 2})
+    info = {m: e["informativeness"] for m, e in c.extractors.items()}
+    assert info == {**DEFAULT_INFORMATIVENESS, "a": 2}
+    # a knob given by keyword equals the same knob given in the params object
+    kw = synthesize_legacy(n_dialogues=8, feature_sizes=SMALL, switch_prob=0.3, seed=1)
+    obj = synthesize_legacy(
+        LegacyParams(switch_prob=0.3), n_dialogues=8, feature_sizes=SMALL, seed=1
+    )
+    for a, b in zip(kw.splits["train"], obj.splits["train"]):
+        np.testing.assert_array_equal(a.speakers, b.speakers)
+        np.testing.assert_array_equal(a.features["t"], b.features["t"])
+    with pytest.raises(ValueError, match=r"unknown synthetic parameters \['redundancy'\]"):
+        synthesize(n_dialogues=8, feature_sizes=SMALL, preset="legacy", redundancy=0.5)
+    with pytest.raises(ValueError, match="class_counts needs 6 values"):
+        synthesize_legacy(n_dialogues=8, feature_sizes=SMALL, class_counts=(1, 2, 3))
+
+
+def test_meld_shares_the_feature_knobs_of_the_calibrated_generator():
+    from bridging.data.synthetic import synthesize_meld
+    from bridging.data.synthetic.common import FeatureParams
+    from bridging.data.synthetic.meld import MeldParams
+
+    shared = set(FeatureParams.__dataclass_fields__)
+    assert shared <= set(MeldParams.__dataclass_fields__)
+    assert shared <= set(CorpusParams.__dataclass_fields__)
+    sizes = {"a": 5, "t": 6, "v": 4}
+    base = synthesize_meld(n_dialogues=12, feature_sizes=sizes, seed=4)
+    hetero = synthesize_meld(n_dialogues=12, feature_sizes=sizes, seed=4, audio_hetero=0.6)
+    # the same draws: only the audio noise's scale changes
+    for a, b in zip(base.splits["train"], hetero.splits["train"]):
+        np.testing.assert_array_equal(a.features["t"], b.features["t"])
+        np.testing.assert_array_equal(a.features["v"], b.features["v"])
+    a = np.concatenate([d.features["a"] for d in base.splits["train"]])
+    b = np.concatenate([d.features["a"] for d in hetero.splits["train"]])
+    assert b.std() > a.std()
+
+
 def test_redundancy_knob_sets_the_shared_part_of_the_affect():
     rng = np.random.default_rng(0)
     latent = rng.integers(0, 6, 20000)
@@ -123,18 +187,23 @@ def test_features_off_the_zero_vector_and_audio_speaker_dependent():
 
 
 def test_heteroscedastic_audio_noise_grows_with_arousal():
-    from bridging.data.synthetic.iemocap import _audio
+    from bridging.data.synthetic.common import audio_features
 
     rng = np.random.default_rng(0)
     n = 6000
-    latent = np.full(n, 1)
+    onehot = np.eye(6)[np.full(n, 1)]
     params = CorpusParams()
     low = np.tile([[-0.9, -1.0]], (n, 1))
     high = np.tile([[-0.9, 1.0]], (n, 1))
     actor = np.zeros(n, dtype=np.int64)
-    xl = _audio(np.random.default_rng(1), 40, latent, low, actor, 1, params)
-    xh = _audio(np.random.default_rng(1), 40, latent, high, actor, 1, params)
+    xl = audio_features(np.random.default_rng(1), 40, onehot, low, actor, 1, params)
+    xh = audio_features(np.random.default_rng(1), 40, onehot, high, actor, 1, params)
     assert xh.std(0).mean() > 1.2 * xl.std(0).mean()
+    # without heteroscedasticity (MELD's default) the noise does not depend on the arousal
+    flat = params.with_overrides(audio_hetero=0.0)
+    xl = audio_features(np.random.default_rng(1), 40, onehot, low, actor, 1, flat)
+    xh = audio_features(np.random.default_rng(1), 40, onehot, high, actor, 1, flat)
+    assert abs(xh.std(0).mean() / xl.std(0).mean() - 1.0) < 0.05
     del rng
 
 

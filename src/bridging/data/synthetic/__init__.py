@@ -28,7 +28,7 @@ calibrate``).
 from __future__ import annotations
 
 from bridging.data.records import LABEL_SETS, Corpus
-from bridging.data.synthetic.common import IEMOCAP_6_COUNTS
+from bridging.data.synthetic.common import IEMOCAP_6_COUNTS, IemocapShape
 from bridging.data.synthetic.iemocap import (
     DEFAULT_FEATURE_SIZES,
     IEMOCAP_DEFAULTS,
@@ -75,21 +75,20 @@ def synthesize(
         from bridging.data.synthetic.meld import meld_corpus
 
         return meld_corpus(**given, **overrides)
-    common = {
-        k: (IEMOCAP_DEFAULTS[k] if v is None and k in IEMOCAP_DEFAULTS else v)
-        for k, v in given.items()
-    }
-    if common["label_set"] not in ("iemocap_4", "iemocap_6") and common["label_set"] in LABEL_SETS:
+    # the IEMOCAP-shaped presets: what is left None takes IemocapShape's default
+    shape = {k: v for k, v in given.items() if v is not None}
+    label_set = shape.get("label_set", IemocapShape.label_set)
+    if label_set not in ("iemocap_4", "iemocap_6") and label_set in LABEL_SETS:
         raise ValueError(
             f"preset {preset} makes IEMOCAP labels (iemocap_4, iemocap_6); label_set "
-            f"{common['label_set']} needs preset meld"
+            f"{label_set} needs preset meld"
         )
     if preset == "legacy":
         from bridging.data.synthetic.legacy import synthesize_legacy
 
-        return synthesize_legacy(**common, **overrides)
+        return synthesize_legacy(**shape, **overrides)
     params = preset_params(preset).with_overrides(**overrides)
-    corpus, _ = generate(**common, params=params, preset=preset)
+    corpus, _ = generate(params=params, preset=preset, **shape)
     return corpus
 
 
@@ -114,4 +113,5 @@ __all__ = [
     "IEMOCAP_DEFAULTS",
     "DEFAULT_FEATURE_SIZES",
     "IEMOCAP_6_COUNTS",
+    "IemocapShape",
 ]

@@ -1,10 +1,12 @@
-"""What the synthetic generators share: IEMOCAP's class counts and affect points, dialogue
-lengths, two-speaker turns, the per-speaker emotion chain, random feature embeddings and the
-checked replacement of a generator's parameters."""
+"""What the synthetic generators share: IEMOCAP's class counts and affect points, the shape
+of an IEMOCAP-shaped corpus (:class:`IemocapShape`), dialogue lengths, two-speaker turns, the
+per-speaker emotion chain, random feature embeddings, the audio and video features of the
+calibrated generators (:class:`FeatureParams`) and the checked replacement of a generator's
+parameters."""
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -20,6 +22,12 @@ from bridging.data.validate import convert_label_set
 
 #: IEMOCAP 6-way utterance counts (hap, sad, neu, ang, exc, fru): 7,433 in all.
 IEMOCAP_6_COUNTS = (648, 1084, 1708, 1103, 1041, 1849)
+#: IEMOCAP: dialogues, test dialogues (session 5), sessions; the features' sizes in COGMEN's
+#: files (audio 100, text 768, video 512).
+IEMOCAP_DIALOGUES, IEMOCAP_TEST_DIALOGUES, IEMOCAP_SESSIONS = 151, 31, 5
+IEMOCAP_FEATURE_SIZES = {"a": 100, "t": 768, "v": 512}
+#: Hidden width of the audio modality's random nonlinear map.
+AUDIO_HIDDEN = 16
 #: (valence, arousal) of each 6-way class, roughly as in the affect literature.
 AFFECT = np.array(
     [[0.9, 0.4], [-0.9, -0.9], [0.0, -0.4], [-0.8, 0.9], [1.0, 1.0], [-0.7, 0.3]],
@@ -105,6 +113,110 @@ def check_shape(label_set, sizes, n_dialogues, n_test) -> None:
         raise ValueError(f"need 1 <= n_test_dialogues ({n_test}) < n_dialogues ({n_dialogues})")
 
 
+@dataclass(frozen=True)
+class IemocapShape:
+    """The size, splits, labels and seed of an IEMOCAP-shaped corpus: the arguments the
+    IEMOCAP-shaped generators (``iemocap``, ``independent``, ``legacy``) share, with IEMOCAP's
+    defaults (151 dialogues, lengths 8..110 with mean 49.2, iemocap_6, dev 10% of the
+    training dialogues).
+
+    Resolved when made: ``feature_sizes`` None is a 100, t 768, v 512 (any subset of a, t,
+    v); ``n_test_dialogues`` None is 31 of 151 scaled to ``n_dialogues`` (at least 1); then
+    checked. ``total_utterances``: if given, the 6-way lengths add up to exactly this.
+    """
+
+    n_dialogues: int = IEMOCAP_DIALOGUES
+    min_len: int = 8
+    max_len: int = 110
+    mean_len: float = 49.2
+    feature_sizes: dict | None = None
+    label_set: str = "iemocap_6"
+    seed: int = 0
+    n_test_dialogues: int | None = None
+    dev_fraction: float = 0.1
+    total_utterances: int | None = None
+    sentences: bool = True
+
+    def __post_init__(self) -> None:
+        sizes = self.feature_sizes
+        sizes = dict(IEMOCAP_FEATURE_SIZES if sizes is None else sizes)
+        n_test = self.n_test_dialogues
+        if n_test is None:
+            n_test = max(1, round(self.n_dialogues * IEMOCAP_TEST_DIALOGUES / IEMOCAP_DIALOGUES))
+        check_shape(self.label_set, sizes, self.n_dialogues, n_test)
+        object.__setattr__(self, "feature_sizes", sizes)
+        object.__setattr__(self, "n_test_dialogues", n_test)
+
+    @property
+    def n_train(self) -> int:
+        """Training dialogues, dev included (the first ``n_dev`` of them)."""
+        return self.n_dialogues - self.n_test_dialogues
+
+    @property
+    def n_dev(self) -> int:
+        return int(self.dev_fraction * self.n_train)
+
+    def lengths(self, rng) -> np.ndarray:
+        """The 6-way dialogue lengths, drawn from ``rng``."""
+        return dialogue_lengths(
+            rng, self.n_dialogues, self.min_len, self.max_len, self.mean_len, self.total_utterances
+        )
+
+
+#: The field names of :class:`IemocapShape` (the rest of a generator's keywords are its knobs).
+SHAPE_FIELDS = tuple(f.name for f in fields(IemocapShape))
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    """The feature knobs the calibrated generators (``iemocap``, ``meld``) share; their own
+    parameter classes extend it, with their own defaults where they differ."""
+
+    #: signal scale per modality (noise is unit variance per dimension)
+    strength: dict = field(default_factory=lambda: {"a": 1.0, "t": 1.0, "v": 1.0})
+    #: audio: per-actor feature baseline sd, arousal gain sd (log scale), resting arousal sd,
+    #: and noise growth with arousal (sd = 1 + hetero * (arousal + 1) / 2)
+    audio_speaker_sd: float = 0.8
+    audio_gain_sd: float = 0.3
+    audio_rest_sd: float = 0.3
+    audio_hetero: float = 0.0
+    #: video: per-actor feature baseline sd
+    video_speaker_sd: float = 0.6
+    #: scale of each modality's (non-zero) feature mean
+    feature_mean: float = 1.0
+
+
+def audio_features(rng, dim, onehot, affect, actor, n_actors, params, class_weight=0.5):
+    """Audio features ``[n, dim]`` (before the modality's mean): mostly the arousal, with a
+    per-actor gain and resting level, through a random tanh map of width
+    :data:`AUDIO_HIDDEN`; plus a per-actor baseline and noise growing with the arousal.
+    ``onehot`` [n, classes] (weight ``class_weight``), ``affect`` [n, 2] (valence, arousal),
+    ``actor`` [n] in ``range(n_actors)``, ``params`` a :class:`FeatureParams`."""
+    gain = np.exp(params.audio_gain_sd * rng.standard_normal(n_actors))
+    rest = params.audio_rest_sd * rng.standard_normal(n_actors)
+    arousal = gain[actor] * affect[:, 1] + rest[actor]
+    code = np.concatenate(
+        [2.0 * arousal[:, None], 0.5 * affect[:, :1], class_weight * onehot], axis=1
+    )
+    w1 = rng.standard_normal((code.shape[1], AUDIO_HIDDEN)) / np.sqrt(code.shape[1])
+    b1 = 0.5 * rng.standard_normal(AUDIO_HIDDEN)
+    hidden = np.tanh(code @ w1 + b1)
+    signal = params.strength["a"] * np.sqrt(AUDIO_HIDDEN / 4.0) * hidden
+    signal = signal @ embedding(rng, dim, AUDIO_HIDDEN).T
+    baseline = params.audio_speaker_sd * rng.standard_normal((n_actors, dim))
+    sd = 1.0 + params.audio_hetero * (np.clip(affect[:, 1], -1.5, 1.5) + 1.0) / 2.0
+    return signal + baseline[actor] + sd[:, None] * rng.standard_normal((len(onehot), dim))
+
+
+def video_features(rng, dim, onehot, affect, actor, n_actors, params) -> np.ndarray:
+    """Video features ``[n, dim]`` (before the modality's mean): valence, arousal and a little
+    of the class, a per-actor baseline, unit noise (arguments as :func:`audio_features`)."""
+    code = np.concatenate([0.8 * affect[:, :1], 0.6 * affect[:, 1:], 0.3 * onehot], axis=1)
+    signal = params.strength["v"] * code @ embedding(rng, dim, code.shape[1]).T
+    baseline = params.video_speaker_sd * rng.standard_normal((n_actors, dim))
+    return signal + baseline[actor] + rng.standard_normal((len(onehot), dim))
+
+
 def two_speaker_dialogue(vid, speakers, labels, features, sentences: bool, latent=None):
     """An IEMOCAP-shaped synthetic :class:`Dialogue` (speakers M 0, F 1); with ``sentences``,
     a placeholder sentence per turn naming the dialogue, the turn and the speaker."""
@@ -129,14 +241,15 @@ def iemocap_corpus(splits: dict, extractors: dict, label_set: str) -> Corpus:
 
 def replace_checked(params, kw: dict, per_class: tuple, n_classes: int):
     """``params`` (a frozen dataclass) with the fields in ``kw`` replaced: unknown names are
-    refused, ``strength`` updates the current dict, and every field named in ``per_class``
-    needs ``n_classes`` numbers."""
+    refused, a dict-valued field (``strength``) is updated, not replaced, and every field
+    named in ``per_class`` needs ``n_classes`` numbers."""
     known = {f.name for f in fields(params)}
     unknown = sorted(set(kw) - known)
     if unknown:
         raise ValueError(f"unknown synthetic parameters {unknown}; known: {sorted(known)}")
-    if "strength" in kw:
-        kw["strength"] = {**params.strength, **dict(kw["strength"])}
+    for k in kw:
+        if isinstance(getattr(params, k), dict):
+            kw[k] = {**getattr(params, k), **dict(kw[k] or {})}
     for k in per_class:
         if k in kw:
             kw[k] = tuple(float(x) for x in kw[k])
@@ -147,7 +260,17 @@ def replace_checked(params, kw: dict, per_class: tuple, n_classes: int):
 
 __all__ = [
     "AFFECT",
+    "AUDIO_HIDDEN",
+    "FeatureParams",
     "IEMOCAP_6_COUNTS",
+    "IEMOCAP_DIALOGUES",
+    "IEMOCAP_FEATURE_SIZES",
+    "IEMOCAP_SESSIONS",
+    "IEMOCAP_TEST_DIALOGUES",
+    "IemocapShape",
+    "SHAPE_FIELDS",
+    "audio_features",
+    "video_features",
     "check_shape",
     "iemocap_corpus",
     "two_speaker_dialogue",

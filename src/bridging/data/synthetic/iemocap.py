@@ -54,36 +54,36 @@ import numpy as np
 from bridging.data.records import LABEL_SETS, MODALITY_ORDER, Corpus
 from bridging.data.synthetic.common import (
     AFFECT,
-    check_shape,
-    dialogue_lengths,
+    IEMOCAP_FEATURE_SIZES,
+    IEMOCAP_SESSIONS,
+    FeatureParams,
+    IemocapShape,
+    audio_features,
     embedding,
     emotion_chain,
     iemocap_corpus,
     replace_checked,
     two_speaker_dialogue,
     two_speaker_turns,
+    video_features,
 )
 
-DEFAULT_FEATURE_SIZES = {"a": 100, "t": 768, "v": 512}
-IEMOCAP_DIALOGUES, IEMOCAP_TEST_DIALOGUES, IEMOCAP_SESSIONS = 151, 31, 5
+DEFAULT_FEATURE_SIZES = IEMOCAP_FEATURE_SIZES
 N_CLASSES = 6
 PRESETS = ("iemocap", "independent", "legacy", "meld")
-#: synthesize()'s defaults for the IEMOCAP-shaped presets (iemocap, independent, legacy)
-IEMOCAP_DEFAULTS = dict(
-    n_dialogues=IEMOCAP_DIALOGUES,
-    min_len=8,
-    max_len=110,
-    mean_len=49.2,
-    label_set="iemocap_6",
-    dev_fraction=0.1,
-)
-#: Hidden width of the audio modality's random nonlinear map.
-AUDIO_HIDDEN = 16
+#: synthesize()'s defaults for the IEMOCAP-shaped presets (iemocap, independent, legacy):
+#: those of :class:`~bridging.data.synthetic.common.IemocapShape`
+IEMOCAP_DEFAULTS = {
+    k: getattr(IemocapShape, k)
+    for k in ("n_dialogues", "min_len", "max_len", "mean_len", "label_set", "dev_fraction")
+}
 
 
 @dataclass(frozen=True)
-class CorpusParams:
-    """The knobs of the calibrated generator (see the module docstring and docs/synthetic.md).
+class CorpusParams(FeatureParams):
+    """The knobs of the calibrated generator (see the module docstring and docs/synthetic.md):
+    the feature knobs of :class:`~bridging.data.synthetic.common.FeatureParams` (first in
+    :meth:`to_dict`), then its own.
 
     Values are those fitted by ``bridging-data calibrate --fit`` (seed 0) to the facts listed
     in docs/synthetic.md; ``independent`` differs only in ``redundancy``.
@@ -115,18 +115,9 @@ class CorpusParams:
     annotator_memory: float = 0.7704
     #: how much of the expressed affect every modality shares (1: all, 0: none)
     redundancy: float = 0.8
-    #: signal scale per modality (noise is unit variance per dimension)
+    #: the feature knobs whose defaults differ from FeatureParams'
     strength: dict = field(default_factory=lambda: {"a": 0.92, "t": 5.5, "v": 1.19})
-    #: audio: per-actor feature baseline sd, arousal gain sd (log scale), resting arousal sd,
-    #: and noise growth with arousal (sd = 1 + hetero * (arousal + 1) / 2)
-    audio_speaker_sd: float = 0.8
-    audio_gain_sd: float = 0.3
-    audio_rest_sd: float = 0.3
     audio_hetero: float = 0.6
-    #: video: per-actor feature baseline sd
-    video_speaker_sd: float = 0.6
-    #: scale of each modality's (non-zero) feature mean
-    feature_mean: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -285,35 +276,9 @@ def _text(rng, dim, latent, affect, params) -> np.ndarray:
     return signal + rng.standard_normal((len(latent), dim))
 
 
-def _video(rng, dim, latent, affect, actor, n_actors, params) -> np.ndarray:
-    onehot = np.eye(N_CLASSES)[latent]
-    code = np.concatenate([0.8 * affect[:, :1], 0.6 * affect[:, 1:], 0.3 * onehot], axis=1)
-    signal = params.strength["v"] * code @ embedding(rng, dim, code.shape[1]).T
-    baseline = params.video_speaker_sd * rng.standard_normal((n_actors, dim))
-    return signal + baseline[actor] + rng.standard_normal((len(latent), dim))
-
-
-def _audio(rng, dim, latent, affect, actor, n_actors, params) -> np.ndarray:
-    gain = np.exp(params.audio_gain_sd * rng.standard_normal(n_actors))
-    rest = params.audio_rest_sd * rng.standard_normal(n_actors)
-    arousal = gain[actor] * affect[:, 1] + rest[actor]
-    onehot = np.eye(N_CLASSES)[latent]
-    code = np.concatenate([2.0 * arousal[:, None], 0.5 * affect[:, :1], 0.5 * onehot], axis=1)
-    w1 = rng.standard_normal((code.shape[1], AUDIO_HIDDEN)) / np.sqrt(code.shape[1])
-    b1 = 0.5 * rng.standard_normal(AUDIO_HIDDEN)
-    hidden = np.tanh(code @ w1 + b1)
-    signal = params.strength["a"] * np.sqrt(AUDIO_HIDDEN / 4.0) * hidden
-    signal = signal @ embedding(rng, dim, AUDIO_HIDDEN).T
-    baseline = params.audio_speaker_sd * rng.standard_normal((n_actors, dim))
-    sd = 1.0 + params.audio_hetero * (np.clip(affect[:, 1], -1.5, 1.5) + 1.0) / 2.0
-    return signal + baseline[actor] + sd[:, None] * rng.standard_normal((len(latent), dim))
-
-
-FEATURE_MAKERS = {"a": _audio, "t": _text, "v": _video}
-
-
 def _features(rng, sizes, latent, deviation, actor, n_actors, params) -> dict[str, np.ndarray]:
     out = {}
+    onehot = np.eye(N_CLASSES)[latent]
     for m in MODALITY_ORDER:
         if m not in sizes:
             continue
@@ -321,8 +286,10 @@ def _features(rng, sizes, latent, deviation, actor, n_actors, params) -> dict[st
         affect = _modality_affect(rng, m, latent, deviation, params)
         if m == "t":
             x = _text(rng, dim, latent, affect, params)
+        elif m == "a":
+            x = audio_features(rng, dim, onehot, affect, actor, n_actors, params)
         else:
-            x = FEATURE_MAKERS[m](rng, dim, latent, affect, actor, n_actors, params)
+            x = video_features(rng, dim, onehot, affect, actor, n_actors, params)
         x += params.feature_mean * rng.standard_normal(dim)  # the modality's non-zero mean
         out[m] = x.astype(np.float32)
     return out
@@ -350,31 +317,18 @@ class Annotations:
 
 
 def generate(
-    n_dialogues: int = IEMOCAP_DIALOGUES,
-    min_len: int = 8,
-    max_len: int = 110,
-    mean_len: float = 49.2,
-    feature_sizes: dict[str, int] | None = None,
-    label_set: str = "iemocap_6",
-    seed: int = 0,
-    n_test_dialogues: int | None = None,
-    dev_fraction: float = 0.1,
-    total_utterances: int | None = None,
-    sentences: bool = True,
-    params: CorpusParams | None = None,
-    preset: str = "iemocap",
+    params: CorpusParams | None = None, preset: str = "iemocap", **shape
 ) -> tuple[Corpus, Annotations]:
     """The calibrated corpus and its raw annotation counts (see
-    :func:`bridging.data.synthetic.synthesize`)."""
+    :func:`bridging.data.synthetic.synthesize`). ``shape``: the fields of
+    :class:`~bridging.data.synthetic.common.IemocapShape` (its defaults are IEMOCAP's)."""
     params = params or preset_params(preset)
-    sizes = dict(DEFAULT_FEATURE_SIZES if feature_sizes is None else feature_sizes)
-    if n_test_dialogues is None:
-        n_test_dialogues = max(1, round(n_dialogues * IEMOCAP_TEST_DIALOGUES / IEMOCAP_DIALOGUES))
-    check_shape(label_set, sizes, n_dialogues, n_test_dialogues)
+    shape = IemocapShape(**shape)
+    n_dialogues, label_set, seed = shape.n_dialogues, shape.label_set, shape.seed
     rng = np.random.default_rng(seed)
     prior = np.asarray(params.prior, dtype=np.float64)
     prior = prior / prior.sum()
-    lengths = dialogue_lengths(rng, n_dialogues, min_len, max_len, mean_len, total_utterances)
+    lengths = shape.lengths(rng)
     keep4 = np.arange(N_CLASSES) < len(LABEL_SETS["iemocap_4"])
     draws = []
     for k, n in enumerate(lengths):
@@ -389,7 +343,7 @@ def generate(
             draw = np.random.default_rng([seed, k, attempt])
         draws.append(d)
 
-    n_train = n_dialogues - n_test_dialogues
+    n_train = shape.n_train
     session = _sessions(n_dialogues, n_train)
     dialogue_of = np.repeat(np.arange(n_dialogues), lengths)
     speakers = np.concatenate([d.speakers for d in draws])
@@ -397,9 +351,9 @@ def generate(
     latent = np.concatenate([d.latent for d in draws])
     deviation = np.concatenate([d.deviation for d in draws])
     n_actors = 2 * IEMOCAP_SESSIONS
-    features = _features(rng, sizes, latent, deviation, actor, n_actors, params)
+    features = _features(rng, shape.feature_sizes, latent, deviation, actor, n_actors, params)
 
-    n_dev = int(dev_fraction * n_train)
+    n_dev = shape.n_dev
     bounds = np.concatenate([[0], np.cumsum(lengths)])
     dialogues = []
     for k, d in enumerate(draws):
@@ -407,7 +361,7 @@ def generate(
         vid = f"Ses0{session[k]}_synth{k:03d}"
         features_k = {m: x[lo:hi] for m, x in features.items()}
         dialogues.append(
-            two_speaker_dialogue(vid, d.speakers, d.labels, features_k, sentences, d.latent)
+            two_speaker_dialogue(vid, d.speakers, d.labels, features_k, shape.sentences, d.latent)
         )
     split_of = {
         "train": slice(n_dev, n_train),

@@ -42,70 +42,72 @@ Design (all draws from one ``numpy.random.Generator(seed)``):
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from bridging.data.records import LABEL_SETS, MODALITY_ORDER, Corpus
 from bridging.data.synthetic.common import (
     AFFECT,
     IEMOCAP_6_COUNTS,
-    check_shape,
-    dialogue_lengths,
+    SHAPE_FIELDS,
+    IemocapShape,
     emotion_chain,
     iemocap_corpus,
+    replace_checked,
     two_speaker_dialogue,
     two_speaker_turns,
 )
 
-DEFAULT_FEATURE_SIZES = {"a": 100, "t": 768, "v": 512}
 #: Signal scale per modality (noise is unit variance per dimension).
 DEFAULT_INFORMATIVENESS = {"a": 1.3, "t": 2.2, "v": 1.8}
 #: Weights of (valence, arousal, class-specific) in each modality's class code.
 CODE_WEIGHTS = {"a": (0.3, 1.0, 0.45), "t": (1.0, 0.5, 1.0), "v": (0.7, 0.7, 0.8)}
-IEMOCAP_DIALOGUES, IEMOCAP_TEST_DIALOGUES = 151, 31
 
 
-def synthesize_legacy(
-    n_dialogues: int = IEMOCAP_DIALOGUES,
-    min_len: int = 8,
-    max_len: int = 110,
-    mean_len: float = 49.2,
-    feature_sizes: dict[str, int] | None = None,
-    label_set: str = "iemocap_6",
-    seed: int = 0,
-    informativeness: dict[str, float] | None = None,
-    n_test_dialogues: int | None = None,
-    dev_fraction: float = 0.1,
-    total_utterances: int | None = None,
-    switch_prob: float = 0.8,
-    persistence: float = 0.85,
-    coupling: float = 0.4,
-    mood_concentration: float = 1.0,
-    speaker_offset: float = 0.7,
-    mood_signal: float = 0.5,
-    class_counts=IEMOCAP_6_COUNTS,
-    sentences: bool = True,
-) -> Corpus:
+@dataclass(frozen=True)
+class LegacyParams:
+    """The knobs of the first generator (module docstring)."""
+
+    #: probability that the next turn is the other speaker's
+    switch_prob: float = 0.8
+    #: keep one's own last emotion / else take the other speaker's / else a mood draw
+    persistence: float = 0.85
+    coupling: float = 0.4
+    #: the dialogue's mood ~ Dirichlet(6 * mood_concentration * class frequencies)
+    mood_concentration: float = 1.0
+    #: sd of the per-dialogue speaker offsets (removable only with context)
+    speaker_offset: float = 0.7
+    #: how much of the mood's expected class code every utterance carries
+    mood_signal: float = 0.5
+    #: modality -> signal scale; a partial dict updates the defaults
+    informativeness: dict = field(default_factory=lambda: dict(DEFAULT_INFORMATIVENESS))
+    #: the 6-way class counts the mood's Dirichlet is centred on
+    class_counts: tuple = IEMOCAP_6_COUNTS
+
+    def with_overrides(self, **kw) -> LegacyParams:
+        return replace_checked(self, kw, ("class_counts",), len(IEMOCAP_6_COUNTS))
+
+
+def synthesize_legacy(params: LegacyParams | None = None, **kw) -> Corpus:
     """Generate a synthetic IEMOCAP-like corpus (see the module docstring).
 
-    ``feature_sizes``: modality -> size (default a 100, t 768, v 512; any subset of a, t, v).
-    ``informativeness``: modality -> signal scale (default DEFAULT_INFORMATIVENESS).
-    ``n_test_dialogues``: default 31 of 151, scaled to ``n_dialogues`` (at least 1).
-    ``total_utterances``: if given, the 6-way lengths add up to exactly this.
+    ``kw``: the fields of :class:`~bridging.data.synthetic.common.IemocapShape` (how many
+    dialogues, their lengths, the feature sizes, label set, seed; IEMOCAP's by default), and
+    :class:`LegacyParams` fields that replace those of ``params``.
     """
-    sizes = dict(DEFAULT_FEATURE_SIZES if feature_sizes is None else feature_sizes)
-    info = dict(DEFAULT_INFORMATIVENESS)
-    info.update(informativeness or {})
-    if n_test_dialogues is None:
-        n_test_dialogues = max(1, round(n_dialogues * IEMOCAP_TEST_DIALOGUES / IEMOCAP_DIALOGUES))
-    check_shape(label_set, sizes, n_dialogues, n_test_dialogues)
+    shape = IemocapShape(**{k: kw.pop(k) for k in SHAPE_FIELDS if k in kw})
+    p = (params or LegacyParams()).with_overrides(**kw)
+    n_dialogues, label_set, seed = shape.n_dialogues, shape.label_set, shape.seed
+    sizes, info = shape.feature_sizes, p.informativeness
     rng = np.random.default_rng(seed)
     n_classes6 = len(LABEL_SETS["iemocap_6"])
-    prior = np.asarray(class_counts, dtype=np.float64)
+    prior = np.asarray(p.class_counts, dtype=np.float64)
     prior = prior / prior.sum()
-    lengths = dialogue_lengths(rng, n_dialogues, min_len, max_len, mean_len, total_utterances)
+    lengths = shape.lengths(rng)
     all_speakers, all_labels, moods = _draw_dialogues(
-        rng, lengths, seed, label_set, switch_prob, persistence, coupling,
-        mood_concentration * n_classes6 * prior,
+        rng, lengths, seed, label_set, p.switch_prob, p.persistence, p.coupling,
+        p.mood_concentration * n_classes6 * prior,
     )  # fmt: skip
     labels_flat = np.concatenate(all_labels)
     dialogue_of = np.repeat(np.arange(n_dialogues), lengths)
@@ -115,12 +117,10 @@ def synthesize_legacy(
         if m in sizes:
             features[m] = _modality_features(
                 rng, m, int(sizes[m]), info[m], labels_flat, dialogue_of, speaker_flat,
-                np.asarray(moods), n_dialogues, speaker_offset, mood_signal,
+                np.asarray(moods), n_dialogues, p.speaker_offset, p.mood_signal,
             )  # fmt: skip
-    dialogues = _dialogues(lengths, n_dialogues - n_test_dialogues, speaker_flat, labels_flat,
-                           features, sentences)  # fmt: skip
-    n_train = n_dialogues - n_test_dialogues
-    n_dev = int(dev_fraction * n_train)
+    n_train, n_dev = shape.n_train, shape.n_dev
+    dialogues = _dialogues(lengths, n_train, speaker_flat, labels_flat, features, shape.sentences)
     splits = {
         "train": dialogues[n_dev:n_train],
         "dev": dialogues[:n_dev],
@@ -199,4 +199,4 @@ def _dialogues(lengths, n_train, speaker_flat, labels_flat, features, sentences)
     return dialogues
 
 
-__all__ = ["synthesize_legacy", "DEFAULT_INFORMATIVENESS", "IEMOCAP_6_COUNTS"]
+__all__ = ["synthesize_legacy", "LegacyParams", "DEFAULT_INFORMATIVENESS", "IEMOCAP_6_COUNTS"]

@@ -44,7 +44,13 @@ import numpy as np
 
 from bridging.data.formats.meld import DEV_IDS, N_SPEAKERS, TRAIN_IDS, speaker_names
 from bridging.data.records import LABEL_SETS, MELD_LABEL_SETS, Corpus, Dialogue, check_feature_sizes
-from bridging.data.synthetic.common import embedding, replace_checked
+from bridging.data.synthetic.common import (
+    FeatureParams,
+    audio_features,
+    embedding,
+    replace_checked,
+    video_features,
+)
 
 #: MELD's splits (README): dialogues and utterances.
 SPLIT_DIALOGUES = {"train": 1039, "dev": 114, "test": 280}
@@ -100,12 +106,13 @@ VISUAL_SIZE = 342
 N_CLASSES = len(LABEL_SETS["meld_7"])
 #: main characters (Friends' six); one-off minor characters get ids after them
 MAIN_CAST = 6
-AUDIO_HIDDEN = 16
 
 
 @dataclass(frozen=True)
-class MeldParams:
-    """The knobs of the MELD-shaped generator (module docstring)."""
+class MeldParams(FeatureParams):
+    """The knobs of the MELD-shaped generator (module docstring): the feature knobs of
+    :class:`~bridging.data.synthetic.common.FeatureParams` (``audio_hetero`` 0: audio noise
+    that does not grow with arousal), then its own."""
 
     switch_prob: float = 0.776
     #: the k-th speaker (first-appearance order) is picked with weight speaker_decay ** k
@@ -118,12 +125,8 @@ class MeldParams:
     spread: float = 0.35
     #: probability that a dialogue's speaker slot is one of the six main characters
     main_cast: float = 0.9
+    #: the feature knobs whose defaults differ from FeatureParams'
     strength: dict = field(default_factory=lambda: {"a": 0.35, "t": 1.2, "v": 0.4})
-    audio_speaker_sd: float = 0.8
-    audio_gain_sd: float = 0.3
-    audio_rest_sd: float = 0.3
-    video_speaker_sd: float = 0.6
-    feature_mean: float = 1.0
 
     def with_overrides(self, **kw) -> MeldParams:
         return replace_checked(self, kw, ("prior",), N_CLASSES)
@@ -262,21 +265,11 @@ def _features(rng, sizes, labels, person, n_people, params: MeldParams) -> dict[
         if m == "t":
             code = np.concatenate([onehot, 0.8 * affect[:, :1]], axis=1)
             x = params.strength["t"] * code @ embedding(rng, dim, code.shape[1]).T
+            x += rng.standard_normal((n, dim))
         elif m == "a":
-            gain = np.exp(params.audio_gain_sd * rng.standard_normal(n_people))
-            rest = params.audio_rest_sd * rng.standard_normal(n_people)
-            arousal = gain[person] * affect[:, 1] + rest[person]
-            code = np.concatenate([2.0 * arousal[:, None], 0.5 * affect[:, :1], 0.4 * onehot], 1)
-            w1 = rng.standard_normal((code.shape[1], AUDIO_HIDDEN)) / np.sqrt(code.shape[1])
-            hidden = np.tanh(code @ w1 + 0.5 * rng.standard_normal(AUDIO_HIDDEN))
-            x = params.strength["a"] * np.sqrt(AUDIO_HIDDEN / 4.0) * hidden
-            x = x @ embedding(rng, dim, AUDIO_HIDDEN).T
-            x += params.audio_speaker_sd * rng.standard_normal((n_people, dim))[person]
+            x = audio_features(rng, dim, onehot, affect, person, n_people, params, 0.4)
         else:
-            code = np.concatenate([0.8 * affect[:, :1], 0.6 * affect[:, 1:], 0.3 * onehot], 1)
-            x = params.strength["v"] * code @ embedding(rng, dim, code.shape[1]).T
-            x += params.video_speaker_sd * rng.standard_normal((n_people, dim))[person]
-        x += rng.standard_normal((n, dim))
+            x = video_features(rng, dim, onehot, affect, person, n_people, params)
         x += params.feature_mean * rng.standard_normal(dim)
         out[m] = x.astype(np.float32)
     return out
