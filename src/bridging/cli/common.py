@@ -1,6 +1,7 @@
 """What bridging's commands share: errors as one line, quiet Lightning loggers (the Hydra
-commands bridging-train, -eval, -predict), the ``a=100,t=768,v=512`` feature-size option
-(bridging-data ``--sizes``, bridging-import-cogmen ``--feature-sizes``).
+commands bridging-train, -eval, -predict), the argparse commands' parser and ``--force``
+option, the ``a=100,t=768,v=512`` feature-size option (bridging-data ``--sizes``,
+bridging-import-cogmen ``--feature-sizes``).
 
 Every error is printed as ``<prog>: error: <message>`` (at most one more line suggesting the
 fix) and the command exits 2 for bad input (a DataError, a bad checkpoint, a bad config value,
@@ -17,6 +18,7 @@ processes started from a job (DDP workers re-run the command) that the setting i
 
 from __future__ import annotations
 
+import argparse
 import functools
 import logging
 import os
@@ -122,6 +124,19 @@ def fail(prog: str, exc: BaseException):
         print(hint, file=sys.stderr)
     sys.stderr.flush()
     sys.exit(code)
+
+
+def command_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
+    """The parser of an argparse command: its name, and its module docstring as the help
+    text, line breaks kept."""
+    return argparse.ArgumentParser(
+        prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
+def add_force_option(p, what: str) -> None:
+    """``--force``: replace an existing output (``what``), never an input."""
+    p.add_argument("--force", action="store_true", help=f"replace an existing {what}")
 
 
 def feature_sizes(text: str) -> dict[str, int]:

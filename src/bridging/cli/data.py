@@ -21,7 +21,7 @@ import json
 import os
 import sys
 
-from bridging.cli.common import feature_sizes
+from bridging.cli.common import add_force_option, command_parser, feature_sizes
 from bridging.data.formats.meld import DEV_SPLITS
 from bridging.data.protocols import DEV_RULES, PROTOCOLS, Protocol, loso_summary
 from bridging.data.records import LABEL_SETS, DataError
@@ -303,11 +303,7 @@ def _prepare_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="bridging-data",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("bridging-data", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sets = sorted(LABEL_SETS)
 
@@ -366,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--label-set", choices=sets, default=None, help="default iemocap_4 (meld: meld_7)"
     )
-    p.add_argument("--force", action="store_true", help="replace an existing OUT")
+    add_force_option(p, "OUT")
     _synth_args(p)
     p.set_defaults(func=cmd_synth)
 
@@ -391,9 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", metavar="OUT")
     p.add_argument("--format", default="auto")
     p.add_argument("--label-set", choices=sets, default=None, help="default: as stored")
-    p.add_argument(
-        "--force", action="store_true", help="replace an existing bridging corpus at OUT"
-    )
+    add_force_option(p, "bridging corpus at OUT")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser(

@@ -16,15 +16,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bridging.cli.common import add_force_option, command_parser
 from bridging.cli.predict_audio import add_window_options
 
 PROG = "bridging-export"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = command_parser(PROG, __doc__)
     p.add_argument("ckpt", metavar="CKPT", help="a bridging checkpoint (best.ckpt)")
     p.add_argument("output", metavar="OUTPUT", help="model.onnx or model.pt")
     p.add_argument(
@@ -34,9 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto (default): from OUTPUT's suffix",
     )
     add_window_options(p)
-    p.add_argument(
-        "--force", action="store_true", help="replace an existing OUTPUT (and OUTPUT.json)"
-    )
+    add_force_option(p, "OUTPUT (and OUTPUT.json)")
     p.add_argument(
         "--no-check",
         dest="check",

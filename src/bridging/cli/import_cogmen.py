@@ -12,19 +12,15 @@ import argparse
 import json
 import sys
 
-from bridging.cli.common import feature_sizes
+from bridging.cli.common import add_force_option, command_parser, feature_sizes
 from bridging.data.records import LABEL_SETS, DataError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="bridging-import-cogmen",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser("bridging-import-cogmen", __doc__)
     p.add_argument("src", metavar="OFFICIAL.pt")
     p.add_argument("out", metavar="OUT.ckpt")
-    p.add_argument("--force", action="store_true", help="replace an existing OUT.ckpt")
+    add_force_option(p, "OUT.ckpt")
     p.add_argument(
         "--label-set",
         choices=sorted(LABEL_SETS),

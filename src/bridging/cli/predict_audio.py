@@ -19,6 +19,8 @@ import argparse
 import sys
 import warnings
 
+from bridging.cli.common import add_force_option, command_parser
+
 PROG = "bridging-predict-audio"
 
 
@@ -41,9 +43,7 @@ def add_window_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = command_parser(PROG, __doc__)
     p.add_argument("ckpt", metavar="CKPT", help="a speech model's checkpoint (best.ckpt)")
     p.add_argument("input", metavar="INPUT", help="a manifest CSV, or a folder with manifest.csv")
     p.add_argument("output", metavar="OUTPUT", help="the predictions CSV to write")
@@ -74,9 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         "standard deviations) gets a one-line warning naming the file (warn, the default) or "
         "stops the command (refuse)",
     )
-    p.add_argument(
-        "--force", action="store_true", help="replace an existing OUTPUT (never an input)"
-    )
+    add_force_option(p, "OUTPUT (never an input)")
     p.add_argument(
         "--no-progress",
         dest="progress",

@@ -47,13 +47,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from bridging.cli.common import command_parser
+
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="bridging-report",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser("bridging-report", __doc__)
     p.add_argument("dirs", nargs="+", metavar="DIR", help="run or multirun directories")
     p.add_argument("--out", metavar="FILE", help="write the Markdown report here")
     p.add_argument("--csv", metavar="FILE", help="write the runs table (and FILE.grouped.csv)")

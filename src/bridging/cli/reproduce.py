@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from bridging.cli.common import command_parser
 from bridging.runs import reproduce as lib
 from bridging.runs.reproduce import EPOCHS, FOLDS, PROTOCOLS, QUICK_EPOCHS, QUICK_SEEDS
 
@@ -17,11 +18,7 @@ DOC = lib.__doc__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="bridging-reproduce",
-        description=DOC,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser("bridging-reproduce", DOC)
     p.add_argument(
         "--quick",
         action="store_true",
