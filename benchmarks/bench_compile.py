@@ -26,7 +26,7 @@ from bridging.data.synthetic import synthesize
 from bridging.recipes.teacher import TeacherRecipe
 from bridging.runs.precision import cpu_isa
 
-MODEL = dict(seqcontext_nlayer=4, gnn_nheads=7, drop_rate=0.1)
+MODEL = {"seqcontext_nlayer": 4, "gnn_nheads": 7, "drop_rate": 0.1}
 
 
 def make(dm, compiled: bool, mode: str):

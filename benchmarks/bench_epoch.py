@@ -50,9 +50,12 @@ def main(argv=None):
     dm = IEMOCAPDataModule(corpus=corpus, modalities=mods, label_set="iemocap_4", batch_size=32)
     dm.setup()
     train = dm.split("train")
-    model = dict(
-        seqcontext_nlayer=args.layers, gnn_nheads=args.heads, drop_rate=0.1, pad_mode=args.pad_mode
-    )
+    model = {
+        "seqcontext_nlayer": args.layers,
+        "gnn_nheads": args.heads,
+        "drop_rate": 0.1,
+        "pad_mode": args.pad_mode,
+    }
     # no validation here: the plateau scheduler (which needs val/loss) is off
     optim = {"scheduler": {"enabled": False}}
     recipe = TeacherRecipe(facts=dm.facts.to_dict(), modalities=mods, model=model, optim=optim)

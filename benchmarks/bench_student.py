@@ -34,7 +34,7 @@ from bridging.recipes.student import StudentRecipe
 from bridging.recipes.teacher import TeacherRecipe
 from bridging.runs.teacher import attach_teacher
 
-MODEL = dict(seqcontext_nlayer=4, gnn_nheads=7, drop_rate=0.1, wp=5, wf=5)
+MODEL = {"seqcontext_nlayer": 4, "gnn_nheads": 7, "drop_rate": 0.1, "wp": 5, "wf": 5}
 
 
 def run_epoch(recipe, opt, split, batch_size, gen) -> float:

@@ -135,7 +135,7 @@ def _outputs_and_grads(fn, seq, x, weights, seed):
     with respect to every parameter and the input."""
     torch.manual_seed(seed)
     out = fn()
-    params = [p for p in seq.parameters()]
+    params = list(seq.parameters())
     grads = torch.autograd.grad((out * weights).sum(), [*params, x], allow_unused=True)
     return out, grads
 

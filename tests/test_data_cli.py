@@ -12,7 +12,14 @@ from bridging.data.formats.cogmen import write_cogmen
 from bridging.data.formats.dialoguernn import write_dialoguernn
 from bridging.data.synthetic import synthesize
 
-SMALL = dict(n_dialogues=20, n_test_dialogues=5, min_len=4, max_len=14, mean_len=9, seed=1)
+SMALL = {
+    "n_dialogues": 20,
+    "n_test_dialogues": 5,
+    "min_len": 4,
+    "max_len": 14,
+    "mean_len": 9,
+    "seed": 1,
+}
 
 
 def expected_counts(corpus):

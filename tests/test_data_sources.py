@@ -542,7 +542,7 @@ def test_safe_load_allows_data_containers():
     obj = {
         "arr": np.arange(6, dtype=np.float64).reshape(2, 3),
         "scalars": (np.float32(1.5), np.int64(3), 2j, True, None, b"\x00\xff", "é"),
-        "sets": (set([1]), frozenset([2])),
+        "sets": ({1}, frozenset([2])),
         "od": collections.OrderedDict(a=1),
         "dd": collections.defaultdict(list, k=[1]),
         "rng": (range(3), slice(1, 2)),

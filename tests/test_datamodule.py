@@ -10,7 +10,14 @@ from bridging.data.datamodule import IEMOCAPDataModule
 from bridging.data.records import IGNORE_INDEX, Corpus, DataError, Dialogue
 from bridging.data.synthetic import synthesize
 
-TINY = dict(n_dialogues=20, n_test_dialogues=5, min_len=3, max_len=15, mean_len=8, seed=3)
+TINY = {
+    "n_dialogues": 20,
+    "n_test_dialogues": 5,
+    "min_len": 3,
+    "max_len": 15,
+    "mean_len": 8,
+    "seed": 3,
+}
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,14 @@ from bridging.data.protocols import session_of, stored_order
 from bridging.data.records import Corpus, DataError
 from bridging.data.synthetic import synthesize
 
-SMALL = dict(n_dialogues=30, n_test_dialogues=6, min_len=3, max_len=10, mean_len=6, seed=2)
+SMALL = {
+    "n_dialogues": 30,
+    "n_test_dialogues": 6,
+    "min_len": 3,
+    "max_len": 10,
+    "mean_len": 6,
+    "seed": 2,
+}
 SMALL_ARGS = ["--n-dialogues", "30", "--n-test-dialogues", "6", "--min-len", "3"]
 SMALL_ARGS += ["--max-len", "10", "--mean-len", "6", "--seed", "2"]
 FOLDS = (1, 2, 3, 4, 5)
@@ -209,16 +216,16 @@ def test_prepared_real_speech_folds(prepared):
 @pytest.mark.parametrize(
     "kw, message",
     [
-        (dict(protocol="lopo"), r"data\.protocol='lopo': expected one of paper, loso"),
-        (dict(protocol="loso"), r"data\.fold=None: expected an int 1\.\.5 \(the test session\)"),
-        (dict(protocol="loso", fold=6), r"data\.fold=6: expected an int 1\.\.5"),
-        (dict(protocol="loso", fold=0), r"data\.fold=0: expected an int 1\.\.5"),
-        (dict(protocol="loso", fold="2"), r"data\.fold='2': expected an int 1\.\.5"),
-        (dict(protocol="loso", fold=True), r"data\.fold=True: expected an int 1\.\.5"),
-        (dict(fold=2), r"data\.fold=2: a fold applies to data\.protocol=loso only"),
-        (dict(dev="within_train"), r"data\.dev=within_train: applies to data\.protocol=loso"),
+        ({"protocol": "lopo"}, r"data\.protocol='lopo': expected one of paper, loso"),
+        ({"protocol": "loso"}, r"data\.fold=None: expected an int 1\.\.5 \(the test session\)"),
+        ({"protocol": "loso", "fold": 6}, r"data\.fold=6: expected an int 1\.\.5"),
+        ({"protocol": "loso", "fold": 0}, r"data\.fold=0: expected an int 1\.\.5"),
+        ({"protocol": "loso", "fold": "2"}, r"data\.fold='2': expected an int 1\.\.5"),
+        ({"protocol": "loso", "fold": True}, r"data\.fold=True: expected an int 1\.\.5"),
+        ({"fold": 2}, r"data\.fold=2: a fold applies to data\.protocol=loso only"),
+        ({"dev": "within_train"}, r"data\.dev=within_train: applies to data\.protocol=loso"),
         (
-            dict(protocol="loso", fold=1, dev="random"),
+            {"protocol": "loso", "fold": 1, "dev": "random"},
             r"data\.dev='random': expected one of auto, next_session, within_train",
         ),
     ],

@@ -38,7 +38,13 @@ from bridging.models.gnn import GNN
 from bridging.models.graph import build_graph, n_relations, relation_types, window_edges
 from test_data_cli import expected_counts
 
-SMALL = dict(preset="meld", n_dialogues=30, seed=3, feature_sizes={"a": 6, "t": 10}, max_len=12)
+SMALL = {
+    "preset": "meld",
+    "n_dialogues": 30,
+    "seed": 3,
+    "feature_sizes": {"a": 6, "t": 10},
+    "max_len": 12,
+}
 EMOTIONS = LABEL_SETS["meld_7"]
 
 

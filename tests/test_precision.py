@@ -20,7 +20,7 @@ from bridging.runs.evaluate import evaluate
 from bridging.runs.experiment import train
 from conftest import TINY
 
-BF16 = dict(device_type="cpu", dtype=torch.bfloat16)
+BF16 = {"device_type": "cpu", "dtype": torch.bfloat16}
 
 
 # -- the setting --------------------------------------------------------------------------

@@ -150,7 +150,14 @@ def workspace(tmp_path_factory):
     ws = tmp_path_factory.mktemp("readme")
     data = ws / "data"
     data.mkdir()
-    tiny = dict(n_dialogues=16, n_test_dialogues=4, min_len=4, max_len=12, mean_len=8, seed=0)
+    tiny = {
+        "n_dialogues": 16,
+        "n_test_dialogues": 4,
+        "min_len": 4,
+        "max_len": 12,
+        "mean_len": 8,
+        "seed": 0,
+    }
     write_cogmen(synthesize(label_set="iemocap_4", **tiny), data / "data_iemocap_4.pkl")
     write_dialoguernn(synthesize(label_set="iemocap_6", **tiny), data / "IEMOCAP_features.pkl")
     meld = synthesize(preset="meld", n_dialogues=24, seed=0, feature_sizes={"a": 8, "t": 12})

@@ -37,7 +37,7 @@ def result(wf1, acc=None, mf1=None, confusion=None):
         "wf1": wf1,
         "acc": acc,
         "mf1": mf1,
-        "per_class_f1": {n: mf1 for n in LABELS},
+        "per_class_f1": dict.fromkeys(LABELS, mf1),
         "confusion": confusion or [[5, 1, 0, 0], [0, 4, 2, 0], [1, 0, 6, 1], [0, 0, 1, 3]],
     }
 

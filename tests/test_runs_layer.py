@@ -286,7 +286,7 @@ def test_a_checkpoint_written_before_the_rename_still_loads(tmp_path):
 
     dm = IEMOCAPDataModule(
         modalities=["a", "v"],
-        synthetic=dict(seed=0, n_dialogues=8, n_test_dialogues=2, min_len=3, max_len=6),
+        synthetic={"seed": 0, "n_dialogues": 8, "n_test_dialogues": 2, "min_len": 3, "max_len": 6},
     )
     dm.setup()
     recipe = TeacherRecipe(

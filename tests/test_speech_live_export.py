@@ -116,12 +116,18 @@ def test_which_window_is_past_only():
 
 
 CONFIGS = {
-    "student_L4_H7": dict(seqcontext_nlayer=4, gnn_nheads=7),
-    "lstm_concat_highway": dict(rnn="lstm", concat_gin_gout=True, use_highway=True, wp=-1, wf=1),
-    "gru_nognn": dict(rnn="gru", gnn="none"),
+    "student_L4_H7": {"seqcontext_nlayer": 4, "gnn_nheads": 7},
+    "lstm_concat_highway": {
+        "rnn": "lstm",
+        "concat_gin_gout": True,
+        "use_highway": True,
+        "wp": -1,
+        "wf": 1,
+    },
+    "gru_nognn": {"rnn": "gru", "gnn": "none"},
     # the multi-party options (MELD): relations by same/other speaker, RGCN basis weights
-    "same_other": dict(relations="same_other"),
-    "bases": dict(num_bases=3, wp=2, wf=1),
+    "same_other": {"relations": "same_other"},
+    "bases": {"num_bases": 3, "wp": 2, "wf": 1},
 }
 
 

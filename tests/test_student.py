@@ -71,21 +71,26 @@ def tiny_datamodule(modalities=("a", "v")):
     dm = IEMOCAPDataModule(
         modalities=list(modalities),
         batch_size=4,
-        synthetic=dict(
-            seed=0, n_dialogues=16, n_test_dialogues=4, min_len=4, max_len=12, mean_len=8
-        ),
+        synthetic={
+            "seed": 0,
+            "n_dialogues": 16,
+            "n_test_dialogues": 4,
+            "min_len": 4,
+            "max_len": 12,
+            "mean_len": 8,
+        },
     )
     dm.setup()
     return dm
 
 
 def make_recipe(cls, dm, modalities, **kw):
-    model = dict(
-        seqcontext_nlayer=1,
-        gnn_nheads=kw.pop("heads", 7),
-        drop_rate=0.1,
-        pad_mode=kw.pop("pad_mode", "mask"),
-    )
+    model = {
+        "seqcontext_nlayer": 1,
+        "gnn_nheads": kw.pop("heads", 7),
+        "drop_rate": 0.1,
+        "pad_mode": kw.pop("pad_mode", "mask"),
+    }
     return cls(facts=dm.facts.to_dict(), modalities=list(modalities), model=model, **kw)
 
 

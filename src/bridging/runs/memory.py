@@ -124,7 +124,7 @@ def check_memory(recipe, datamodule, device: str, training: bool, splits=None) -
     (:func:`check_dialogue_memory`): the recipe's model on the
     ``splits`` (default: train trained on when ``training``, dev and test evaluated), a
     student's frozen teacher evaluated on them too."""
-    stages = {s: False for s in (splits or ("dev", "test"))}
+    stages = dict.fromkeys(splits or ("dev", "test"), False)
     if training and splits is None:
         stages = {"train": True, **stages}
     models = [(recipe.model, training)]

@@ -95,17 +95,17 @@ def read_split_csv(path, split: str, wav_dir) -> list[dict]:
                 if not speaker:
                     raise DataError(f"{at}: Speaker: empty, expected the speaker's name")
                 rows.append(
-                    dict(
-                        dialogue=dia,
-                        utterance=utt,
-                        speaker=speaker,
-                        text=row["Utterance"].strip(),
-                        labels={ls: _label(row, ls, at) for ls in MELD_LABEL_SETS},
-                        wav=Path(wav_dir) / split / f"dia{dia}_utt{utt}.wav",
-                        source=f"{path.name}, {_row_name(row, line)}",
-                        file=path,
-                        at=at,
-                    )
+                    {
+                        "dialogue": dia,
+                        "utterance": utt,
+                        "speaker": speaker,
+                        "text": row["Utterance"].strip(),
+                        "labels": {ls: _label(row, ls, at) for ls in MELD_LABEL_SETS},
+                        "wav": Path(wav_dir) / split / f"dia{dia}_utt{utt}.wav",
+                        "source": f"{path.name}, {_row_name(row, line)}",
+                        "file": path,
+                        "at": at,
+                    }
                 )
     except OSError as exc:
         raise DataError(f"{path}: unreadable ({exc})") from None

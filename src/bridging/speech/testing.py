@@ -92,17 +92,17 @@ def write_fake_release(
                 text = f"utterance {i} of {name} feeling {emo}"
                 wav = sdir / "sentences" / "wav" / name / f"{uid}.wav"
                 write_wav(wav, utterance_sound(emo, dur, rng, sample_rate), sample_rate)
-                item = dict(
-                    dialogue=name,
-                    session=session,
-                    id=uid,
-                    speaker=spk,
-                    emotion=emo,
-                    start=start,
-                    end=end,
-                    text=text,
-                    wav=wav,
-                )
+                item = {
+                    "dialogue": name,
+                    "session": session,
+                    "id": uid,
+                    "speaker": spk,
+                    "emotion": emo,
+                    "start": start,
+                    "end": end,
+                    "text": text,
+                    "wav": wav,
+                }
                 utts.append(item)
                 written.append(item)
             # transcription: M lines first then F lines (out of time order), plus a noise line
@@ -200,17 +200,17 @@ def write_fake_meld_release(
                 write_wav(
                     wav, utterance_sound(MELD_SOUNDS[emo], dur, rng, sample_rate), sample_rate
                 )
-                item = dict(
-                    split=split,
-                    dialogue=dia,
-                    utterance=utt,
-                    speaker=names[who],
-                    slot=who,
-                    emotion=emo,
-                    sentiment=MELD_SENTIMENT[emo],
-                    text=f'Oh, "{emo}"! utterance {utt} of dialogue {dia}',
-                    wav=wav,
-                )
+                item = {
+                    "split": split,
+                    "dialogue": dia,
+                    "utterance": utt,
+                    "speaker": names[who],
+                    "slot": who,
+                    "emotion": emo,
+                    "sentiment": MELD_SENTIMENT[emo],
+                    "text": f'Oh, "{emo}"! utterance {utt} of dialogue {dia}',
+                    "wav": wav,
+                }
                 written.append(item)
                 rows.append(item)
         # within a dialogue, rows out of Utterance_ID order (the last one first)
