@@ -121,13 +121,15 @@ def test_legacy_knobs_are_checked_and_partial_dicts_update_the_defaults():
     # a knob given by keyword equals the same knob given in the params object
     kw = synthesize_legacy(n_dialogues=8, feature_sizes=SMALL, switch_prob=0.3, seed=1)
     obj = synthesize_legacy(
-        LegacyParams(switch_prob=0.3), n_dialogues=8, feature_sizes=SMALL, seed=1
+        params=LegacyParams(switch_prob=0.3), n_dialogues=8, feature_sizes=SMALL, seed=1
     )
     for a, b in zip(kw.splits["train"], obj.splits["train"]):
         np.testing.assert_array_equal(a.speakers, b.speakers)
         np.testing.assert_array_equal(a.features["t"], b.features["t"])
     with pytest.raises(ValueError, match=r"unknown synthetic parameters \['redundancy'\]"):
         synthesize(n_dialogues=8, feature_sizes=SMALL, preset="legacy", redundancy=0.5)
+    with pytest.raises(TypeError, match="positional"):
+        synthesize_legacy(12)  # the shape is given by keyword (it was once positional)
     with pytest.raises(ValueError, match="class_counts needs 6 values"):
         synthesize_legacy(n_dialogues=8, feature_sizes=SMALL, class_counts=(1, 2, 3))
 

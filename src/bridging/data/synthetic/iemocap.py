@@ -317,7 +317,7 @@ class Annotations:
 
 
 def generate(
-    params: CorpusParams | None = None, preset: str = "iemocap", **shape
+    *, params: CorpusParams | None = None, preset: str = "iemocap", **shape
 ) -> tuple[Corpus, Annotations]:
     """The calibrated corpus and its raw annotation counts (see
     :func:`bridging.data.synthetic.synthesize`). ``shape``: the fields of

@@ -89,7 +89,7 @@ class LegacyParams:
         return replace_checked(self, kw, ("class_counts",), len(IEMOCAP_6_COUNTS))
 
 
-def synthesize_legacy(params: LegacyParams | None = None, **kw) -> Corpus:
+def synthesize_legacy(*, params: LegacyParams | None = None, **kw) -> Corpus:
     """Generate a synthetic IEMOCAP-like corpus (see the module docstring).
 
     ``kw``: the fields of :class:`~bridging.data.synthetic.common.IemocapShape` (how many
