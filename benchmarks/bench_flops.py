@@ -36,7 +36,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from bridging.runs.flops import count_flops
+from bridging.runs.flops import flops_setup, train_step_flops
 
 #: epoch clock of the current run (the callback is built by Hydra from its dotted name):
 #: (mark, epoch, wall time, process CPU time)
@@ -174,24 +174,14 @@ def attention_overheads(cfg, threads: int, overheads=(0, 20_000, 60_000, 200_000
 
 def epoch_flops(cfg) -> dict:
     """FLOPs of one training epoch, as performed and padding-free (forward + backward)."""
-    from bridging.runs.train import build_datamodule, build_recipe
-
-    pl.seed_everything(int(cfg.seed), workers=True)
-    dm = build_datamodule(cfg)
-    dm.setup()
-    recipe = build_recipe(cfg, dm.facts)
+    dm, recipe = flops_setup(cfg)
     train = dm.split("train")
-
-    def step(batch):
-        recipe.zero_grad(set_to_none=True)
-        recipe.training_losses(batch)["loss"].backward()
-
     recipe.train()
-    performed = sum(count_flops(lambda b=batch: step(b)) for batch in dm.train_dataloader())
+    performed = sum(train_step_flops(recipe, batch) for batch in dm.train_dataloader())
     # padding-free: each dialogue alone (eval mode: BatchNorm on one dialogue's nodes, no
     # dropout; neither is counted as FLOPs)
     recipe.eval()
-    alone = sum(count_flops(lambda i=i: step(train.batch([i]))) for i in range(len(train)))
+    alone = sum(train_step_flops(recipe, train.batch([i])) for i in range(len(train)))
     lengths = train.lengths
     padded_positions = 0
     for index in dm.train_dataloader().batch_sampler:

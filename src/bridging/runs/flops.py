@@ -70,11 +70,8 @@ def count_flops(fn) -> int:
     return int(counter.get_total_flops())
 
 
-def recipe_epoch_flops(cfg, datamodule=None) -> dict:
-    """FLOPs of one training epoch (forward + backward of every training batch, as the
-    recipe performs them) and of one forward pass over the dev split. The student recipe
-    needs a teacher: count it as its audio-only architecture (its teacher's outputs are
-    cached, so a student epoch costs an audio-only epoch)."""
+def flops_setup(cfg, datamodule=None):
+    """``(datamodule, recipe)`` of ``cfg``, seeded and set up, to count FLOPs on."""
     import pytorch_lightning as pl
 
     from bridging.runs.train import build_datamodule, build_recipe
@@ -82,14 +79,28 @@ def recipe_epoch_flops(cfg, datamodule=None) -> dict:
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dm = datamodule or build_datamodule(cfg)
     dm.setup()
-    recipe = build_recipe(cfg, dm.facts)
+    return dm, build_recipe(cfg, dm.facts)
 
-    def step(batch):
+
+def train_step_flops(recipe, batch) -> int:
+    """FLOPs of one training step of ``recipe`` on ``batch``: its losses' forward and
+    backward, as the recipe performs them (no optimizer step)."""
+
+    def step():
         recipe.zero_grad(set_to_none=True)
         recipe.training_losses(batch)["loss"].backward()
 
+    return count_flops(step)
+
+
+def recipe_epoch_flops(cfg, datamodule=None) -> dict:
+    """FLOPs of one training epoch (forward + backward of every training batch, as the
+    recipe performs them) and of one forward pass over the dev split. The student recipe
+    needs a teacher: count it as its audio-only architecture (its teacher's outputs are
+    cached, so a student epoch costs an audio-only epoch)."""
+    dm, recipe = flops_setup(cfg, datamodule)
     recipe.train()
-    train = sum(count_flops(lambda b=batch: step(b)) for batch in dm.train_dataloader())
+    train = sum(train_step_flops(recipe, batch) for batch in dm.train_dataloader())
     recipe.eval()
     with torch.no_grad():
         evals = sum(
@@ -98,4 +109,10 @@ def recipe_epoch_flops(cfg, datamodule=None) -> dict:
     return {"train": train, "eval": evals}
 
 
-__all__ = ["count_flops", "matmul_gflops", "recipe_epoch_flops"]
+__all__ = [
+    "count_flops",
+    "flops_setup",
+    "matmul_gflops",
+    "recipe_epoch_flops",
+    "train_step_flops",
+]
