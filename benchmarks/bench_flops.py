@@ -36,6 +36,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from bridging.runs import flops
 from bridging.runs.flops import flops_setup, train_step_flops
 
 #: epoch clock of the current run (the callback is built by Hydra from its dotted name):
@@ -78,23 +79,10 @@ def load_average() -> str:
 
 
 def matmul_gflops(threads: int, sizes=(2048, 3072, 4096), repeat: int = 5) -> dict:
-    """GFLOP/s of large square float32 matmuls: {n: (best, median)}. The best over the
-    sizes is the machine's peak for the FLOP limit."""
-    torch.set_num_threads(threads)
-    gen = torch.Generator().manual_seed(0)
-    rates = {}
-    for n in sizes:
-        a = torch.randn(n, n, generator=gen)
-        b = torch.randn(n, n, generator=gen)
-        out = torch.empty(n, n)
-        torch.mm(a, b, out=out)  # warm-up
-        r = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            torch.mm(a, b, out=out)
-            r.append(2 * n**3 / (time.perf_counter() - t0) / 1e9)
-        rates[n] = (max(r), statistics.median(r))
-    return rates
+    """GFLOP/s of large square float32 matmuls: {n: (best, median)}
+    (:func:`bridging.runs.flops.matmul_gflops` at each size). The best over the sizes is the
+    machine's peak for the FLOP limit."""
+    return {n: flops.matmul_gflops(threads, n=n, repeat=repeat) for n in sizes}
 
 
 def layer_products(threads: int, n_tokens: int = 1000, d: int = 612, ff: int = 2048):
