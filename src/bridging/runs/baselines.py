@@ -56,9 +56,9 @@ def _datamodule(datamodule_or_cfg, modalities: Sequence[str]):
     return dm
 
 
-def _flat(split, modalities: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _flat(split, modalities: Sequence[str]) -> tuple[torch.Tensor, ...]:
     """Features [N, F] (modalities concatenated a, t, v), labels [N], dialogue positions [N]
-    and utterance indices [N] of every real utterance, dialogue-major."""
+    and utterance indices [N] of every real utterance, dialogue-major (four tensors)."""
     t = split.labels.shape[1]
     mask = torch.arange(t)[None, :] < split.lengths[:, None]
     x = torch.cat([split.features[m][mask] for m in modalities], dim=-1).float()
