@@ -43,15 +43,18 @@ format: $(STAMP) ## ruff autofix + format
 smoke: $(STAMP) ## seconds-long teacher training on tiny synthetic data
 	WANDB_MODE=offline $(BIN)/bridging-train debug=tiny logger=none $(ARGS)
 
-train: $(STAMP) ## train the av teacher on the default (synthetic) data; ARGS=... for overrides
-	$(BIN)/bridging-train $(ARGS)
+# PRECISION=auto (or bf16-mixed, 32-true) sets trainer.precision for train and reproduce
+PRECISION_ARG = $(if $(PRECISION),trainer.precision=$(PRECISION))
+
+train: $(STAMP) ## train the av teacher on the default (synthetic) data; ARGS=... for overrides; PRECISION=auto
+	$(BIN)/bridging-train $(PRECISION_ARG) $(ARGS)
 
 eval: $(STAMP) ## evaluate a checkpoint: make eval CKPT=path [ARGS='eval.modalities=[a]']
 	@test -n "$(CKPT)" || { echo "usage: make eval CKPT=path/to/best.ckpt [ARGS=...]"; exit 2; }
 	$(BIN)/bridging-eval ckpt_path=$(CKPT) $(ARGS)
 
-reproduce: $(STAMP) ## the paper's comparison over 3 seeds + report (QUICK=1: tiny data; DATA=file for real data; PROTOCOL=loso: every fold)
-	$(BIN)/bridging-reproduce $(if $(QUICK),--quick) $(if $(DATA),--data $(DATA)) $(if $(PROTOCOL),--protocol $(PROTOCOL)) $(ARGS)
+reproduce: $(STAMP) ## the paper's comparison + report (QUICK=1: tiny data; DATA=file: real data; PROTOCOL=paper: the paper's split; PRECISION=auto)
+	$(BIN)/bridging-reproduce $(if $(QUICK),--quick) $(if $(DATA),--data $(DATA)) $(if $(PROTOCOL),--protocol $(PROTOCOL)) $(ARGS) $(PRECISION_ARG)
 
 report: $(STAMP) ## table + plots over runs: make report DIRS="outputs/..." (default outputs/)
 	$(BIN)/bridging-report $(if $(DIRS),$(DIRS),outputs) --out report.md --csv report.csv --plots report_plots

@@ -161,6 +161,54 @@ def test_eval_and_predict_refuse_a_dialogue_the_free_memory_cannot_hold(
         assert "evaluating it needs about " in line and "64.0 MiB" not in line
         assert "0.1 GiB free on cpu" in line
     assert not out.exists()
-    monkeypatch.delenv("BRIDGING_MEMORY_BYTES")
+    monkeypatch.setenv("BRIDGING_MEMORY_BYTES", str(24 * 1024**3))  # the machines' 24 GiB
     assert cli(predict_main, *common, f"output={out}") == 0
     assert len(out.read_text().splitlines()) > 3000
+
+
+def _write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@pytest.mark.parametrize(
+    "meminfo, limit, current, want",
+    [
+        ("MemTotal: 24000000 kB\nMemAvailable: 20000000 kB\n", "max", "0", 20000000 * 1024),
+        ("MemTotal: 24000000 kB\nMemAvailable: 20000000 kB\n", "8589934592", "1073741824",
+         7 * 1024**3),
+        ("MemTotal: 24000000 kB\nMemAvailable: 1000 kB\n", "8589934592", "0", 1000 * 1024),
+        ("MemTotal: 24000000 kB\n", "8589934592", "0", 8 * 1024**3),
+        (None, None, None, None),
+    ],
+)  # fmt: skip
+def test_free_memory_is_read_from_linux_files(tmp_path, monkeypatch, meminfo, limit, current, want):
+    """MemAvailable within the cgroup's room (memory.max - memory.current), either alone
+    where the other is missing, None where neither can be read: from files the test writes,
+    whatever the host has."""
+    from bridging.runs import memory
+
+    monkeypatch.delenv("BRIDGING_MEMORY_BYTES", raising=False)
+    root = tmp_path / "cgroup"
+    monkeypatch.setattr(memory, "MEMINFO", str(tmp_path / "meminfo"))
+    monkeypatch.setattr(memory, "CGROUP_SELF", str(tmp_path / "self_cgroup"))
+    monkeypatch.setattr(memory, "CGROUP_ROOT", str(root))
+    if meminfo is not None:
+        _write(tmp_path / "meminfo", meminfo)
+    if limit is not None:
+        _write(tmp_path / "self_cgroup", "0::/user.slice/session-1.scope\n")
+        _write(root / "user.slice/session-1.scope/memory.max", limit + "\n")
+        _write(root / "user.slice/session-1.scope/memory.current", current + "\n")
+    assert memory.available_bytes("cpu") == want
+    monkeypatch.setenv("BRIDGING_MEMORY_BYTES", "12345")
+    assert memory.available_bytes("cpu") == 12345  # stated, not read
+
+
+def test_the_suite_states_the_free_memory():
+    """Every test (and every command a test starts) sees the same free memory, whatever the
+    host has: the long-dialogue decisions do not depend on the machine."""
+    from bridging.runs.memory import available_bytes
+
+    assert os.environ["BRIDGING_MEMORY_BYTES"] == str(24 * 1024**3)
+    assert available_bytes("cpu") == 24 * 1024**3
+    assert ENV["BRIDGING_MEMORY_BYTES"] == str(24 * 1024**3)

@@ -687,9 +687,10 @@ def test_bootstrap_matches_slow_reference():
     assert verdict_comparable(-2.5, 1.0, 2.0) == "undecided (CI crosses ±2)"
 
 
-def test_bootstrap_is_fast_at_iemocap_scale():
-    import time
-
+def test_bootstrap_at_iemocap_scale():
+    """The size of one claim (2 arms x 3 seeds x 1,600 utterances, 5,000 draws): an interval
+    around the mean, the same for the same seed. Its speed is host-dependent, so it is
+    measured by benchmarks/bench_bootstrap.py (BENCHMARKS.md), not asserted here."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -703,10 +704,9 @@ def test_bootstrap_is_fast_at_iemocap_scale():
             arm.append(Predictions.build(dlg.astype(str), np.arange(1600), gold, pred,
                                          np.zeros((1600, 4)), LABELS).dialogues()[1])  # fmt: skip
         confs.append(arm)
-    t0 = time.perf_counter()
     res = paired_difference(*confs, n_boot=5000, seed=0)
-    assert time.perf_counter() - t0 < 3.0
     assert res["ci"][0] < res["mean"] < res["ci"][1]
+    assert paired_difference(*confs, n_boot=5000, seed=0) == res
 
 
 def claims_by_number(report) -> dict:

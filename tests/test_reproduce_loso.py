@@ -493,7 +493,8 @@ def test_per_fold_figure_titles_fit(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_quick_loso_reproduce(tmp_path, capsys):
+def test_quick_loso_reproduce(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # --jobs 2 on the project's 2-core machines
     out = tmp_path / "repro"
     argv = ["--quick", "--protocol", "loso", "--folds", "2", "1", "--seeds", "0", "--epochs",
             "1", "--jobs", "2", "--no-estimate", "--out", str(out)]  # fmt: skip

@@ -22,11 +22,15 @@ log = logging.getLogger(__name__)
 GIB = 1024**3
 #: warn when a dialogue needs more than this share of the free memory
 WARN_SHARE = 0.5
+#: where Linux tells the free memory and the process's cgroup (v2) and its limits
+MEMINFO = "/proc/meminfo"
+CGROUP_SELF = "/proc/self/cgroup"
+CGROUP_ROOT = "/sys/fs/cgroup"
 
 
 def _meminfo_available() -> int | None:
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
+        for line in Path(MEMINFO).read_text().splitlines():
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
@@ -37,8 +41,8 @@ def _meminfo_available() -> int | None:
 def _cgroup_room() -> int | None:
     """What the process's cgroup (v2) still allows, None without a limit."""
     try:
-        rel = Path("/proc/self/cgroup").read_text().strip().split("::", 1)[1]
-        base = Path("/sys/fs/cgroup") / rel.lstrip("/")
+        rel = Path(CGROUP_SELF).read_text().strip().split("::", 1)[1]
+        base = Path(CGROUP_ROOT) / rel.lstrip("/")
         limit = (base / "memory.max").read_text().strip()
         if limit == "max":
             return None
