@@ -236,3 +236,156 @@ def test_calibrate_cli_prints_the_table(capsys, tmp_path):
     assert by["unanimous, ang"]["within"] is True
     text = out.read_text()
     assert "| statistic | real | generated |" in text and "bridging-data calibrate" in text
+
+
+# -- issue 28: the actor probe, the old corpus as a preset, COGMEN in the loop --------------
+
+
+def test_actor_probe_reads_the_actor_terms():
+    """Actors from one utterance's audio: perfect when each actor's baseline dwarfs the
+    noise, at chance without actor terms, in between for the default corpus (above the
+    floor the docs state as an assumption)."""
+    loud = synthesize(label_set="iemocap_4", audio_speaker_sd=2.0)
+    assert cal.actor_probe(loud) > 99.0
+    none = synthesize(
+        label_set="iemocap_4", audio_speaker_sd=0.0, audio_gain_sd=0.0, audio_rest_sd=0.0
+    )
+    assert cal.actor_probe(none) < 16.0  # 10 actors: chance 10%
+    default = cal.actor_probe(synthesize(label_set="iemocap_4"))
+    assert cal.ACTOR_FLOOR <= default < 100.0
+
+
+def test_actor_probe_equals_a_slow_reference():
+    """The probe's split and classes written out: even-numbered dialogues of each session
+    fit, odd-numbered ones test; the class is session x speaker."""
+    import torch
+
+    from bridging.utils.logreg import fit_logreg
+
+    c = synthesize(n_dialogues=30, label_set="iemocap_4", seed=3, feature_sizes=SMALL)
+    seen: dict[str, int] = {}
+    fit_x, fit_y, test_x, test_y = [], [], [], []
+    for split in ("train", "dev", "test"):
+        for d in c.splits[split]:
+            session = int(d.id[4])
+            k = seen.get(d.id[:5], 0)
+            seen[d.id[:5]] = k + 1
+            for i in range(len(d)):
+                (fit_x if k % 2 == 0 else test_x).append(d.features["a"][i])
+                (fit_y if k % 2 == 0 else test_y).append(2 * (session - 1) + int(d.speakers[i]))
+    x, xt = (torch.tensor(np.array(v), dtype=torch.float64) for v in (fit_x, test_x))
+    mu, sd = x.mean(0), x.std(0)
+    w, b = fit_logreg((x - mu) / sd, torch.tensor(fit_y), max(fit_y + test_y) + 1, 1e-2)
+    want = 100 * float(
+        ((((xt - mu) / sd) @ w + b).argmax(-1) == torch.tensor(test_y)).double().mean()
+    )
+    assert cal.actor_probe(c) == pytest.approx(want, abs=1e-9)
+
+
+def test_the_old_default_corpus_stays_reachable_as_iemocap_v1():
+    """iemocap_v1 is the default corpus until 2026-12-07, value for value, so earlier
+    figures can be reproduced."""
+    from bridging.data.synthetic.iemocap import IEMOCAP_V1
+
+    old = {
+        "strength": {"a": 0.92, "t": 5.5, "v": 1.19},
+        "audio_speaker_sd": 0.8,
+        "audio_gain_sd": 0.3,
+        "audio_rest_sd": 0.3,
+        "audio_hetero": 0.6,
+        "video_speaker_sd": 0.6,
+    }
+    assert IEMOCAP_V1 == old
+    v1 = preset_params("iemocap_v1")
+    for k, v in old.items():
+        assert getattr(v1, k) == v
+    explicit = synthesize(label_set="iemocap_4", n_dialogues=20, **old)
+    preset = synthesize(label_set="iemocap_4", n_dialogues=20, preset="iemocap_v1")
+    assert preset.fingerprint() == explicit.fingerprint()
+    assert preset.extractors["a"]["preset"] == "iemocap_v1"
+
+
+def test_corpus_fingerprint_follows_the_content():
+    a = synthesize(n_dialogues=12, label_set="iemocap_4", feature_sizes=SMALL)
+    b = synthesize(n_dialogues=12, label_set="iemocap_4", feature_sizes=SMALL)
+    assert a.fingerprint() == b.fingerprint() and len(a.fingerprint()) == 64
+    b.splits["test"][0].features["a"][0, 0] += 1e-3
+    assert a.fingerprint() != b.fingerprint()
+    c = synthesize(n_dialogues=12, label_set="iemocap_4", feature_sizes=SMALL)
+    c.splits["dev"], c.splits["train"] = c.splits["train"], c.splits["dev"]
+    assert c.fingerprint() != a.fingerprint()  # the split a dialogue is in counts
+    d = synthesize(n_dialogues=12, label_set="iemocap_4", feature_sizes=SMALL)
+    d.splits["train"][0].labels[0] = (d.splits["train"][0].labels[0] + 1) % 4
+    assert d.fingerprint() != a.fingerprint()
+
+
+def test_cogmen_overrides_generate_the_same_corpus(compose_cfg):
+    """The COGMEN instrument passes a candidate's parameters to data=synthetic as Hydra
+    overrides: the run's corpus is the one synthesize() makes from those parameters."""
+    from bridging.runs.calibrate import corpus_overrides
+    from bridging.runs.train import build_datamodule
+
+    params = preset_params("iemocap").with_overrides(
+        audio_speaker_sd=0.123, strength={"a": 0.77}, prior=(0.1, 0.1, 0.3, 0.1, 0.2, 0.2)
+    )
+    overrides = corpus_overrides("iemocap", params)
+    assert "+data.synthetic.audio_speaker_sd=0.123" in overrides
+    assert corpus_overrides("iemocap", preset_params("iemocap")) == [
+        "+data.synthetic.preset=iemocap"
+    ]
+    cfg = compose_cfg(["data.synthetic.n_dialogues=20", *overrides])
+    dm = build_datamodule(cfg)
+    dm.setup()
+    want = synthesize(n_dialogues=20, label_set="iemocap_4", **{
+        "audio_speaker_sd": 0.123, "strength": {"a": 0.77},
+        "prior": (0.1, 0.1, 0.3, 0.1, 0.2, 0.2),
+    })  # fmt: skip
+    assert dm.fingerprint == want.fingerprint()
+    summary = dm.summary()
+    assert summary["fingerprint"] == want.fingerprint()
+    assert summary["synthetic"]["preset"] == "iemocap"
+    assert summary["synthetic"]["audio_speaker_sd"] == 0.123
+
+
+def test_the_cogmen_instrument_runs_on_a_tiny_corpus_and_resumes(tmp_path, monkeypatch):
+    """bridging-data calibrate --cogmen on a tiny corpus (1 epoch, small model): a row per
+    subset with every seed, the table in the doc; a rerun trains nothing (read back); a
+    killed run's dir is replaced."""
+    import bridging.runs.calibrate as cc
+
+    tiny = (
+        "data.synthetic.n_dialogues=16",
+        "+data.synthetic.max_len=12",
+        "model.seqcontext_nlayer=1",
+        "model.gnn_nheads=1",
+        "trainer.accelerator=cpu",
+    )
+    out = tmp_path / "cal"
+    params = preset_params("iemocap").with_overrides(audio_speaker_sd=0.2)
+    rows = cc.measure(out, params=params, subsets=("a", "v"), seeds=(0, 1), epochs=1,
+                      jobs=2, extra=tiny, log=lambda m: None)  # fmt: skip
+    assert set(rows) == {"a", "v"}
+    for sub, row in rows.items():
+        assert set(row.wf1) == {0, 1} and all(0 <= v <= 100 for v in row.wf1.values())
+        d = row.as_dict()
+        assert d["real"] == cal.COGMEN_ABLATION[sub] and d["range"] == pytest.approx(row.range, abs=0.01)
+        assert d["within"] == (abs(row.mean - row.real) <= 4 and row.range <= 8)
+    assert "baseline_within" in rows["a"].as_dict()
+    root = next(p for p in out.iterdir() if p.is_dir())
+    metrics = json.loads((root / "a" / "seed0" / "metrics.json").read_text())
+    assert metrics["experiment"] == "audio_only" and metrics["modalities"] == ["a"]
+    assert metrics["data"]["synthetic"]["audio_speaker_sd"] == 0.2
+    assert not (root / "a" / "seed0" / "checkpoints").exists()  # the row needs metrics only
+    # a killed run (a dir without metrics.json) is trained again from scratch
+    (root / "a" / "seed2").mkdir()
+    (root / "a" / "seed2" / "config.yaml").write_text("killed")
+    more = cc.measure(out, params=params, subsets=("a",), seeds=(0, 1, 2), epochs=1,
+                      jobs=1, extra=tiny, log=lambda m: None)  # fmt: skip
+    assert set(more["a"].wf1) == {0, 1, 2} and (root / "a" / "seed2" / "metrics.json").exists()
+    # a rerun reads every run back: no training
+    monkeypatch.setattr(cc, "_run", lambda *a, **k: pytest.fail("trained again"))
+    again = cc.measure(out, params=params, subsets=("a", "v"), seeds=(0, 1), epochs=1,
+                       jobs=2, extra=tiny, log=lambda m: None)  # fmt: skip
+    assert {k: r.wf1 for k, r in again.items()} == {k: r.wf1 for k, r in rows.items()}
+    md = cal.cogmen_table([r.as_dict() for r in again.values()])
+    assert "| a | 63.58 |" in md and "| v | 43.85 |" in md

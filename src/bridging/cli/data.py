@@ -25,6 +25,7 @@ from bridging.cli.common import add_force_option, command_parser, feature_sizes
 from bridging.data.formats.meld import DEV_SPLITS
 from bridging.data.protocols import DEV_RULES, PROTOCOLS, Protocol, loso_summary
 from bridging.data.records import LABEL_SETS, DataError
+from bridging.data.synthetic.iemocap import CALIBRATED_PRESETS
 
 
 def _synth_args(p: argparse.ArgumentParser) -> None:
@@ -51,10 +52,10 @@ def _synth_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--preset",
         default="iemocap",
-        choices=["iemocap", "independent", "legacy", "meld"],
-        help="iemocap: calibrated to IEMOCAP (default); independent: the negative control "
-        "with no shared affect; legacy: the first generator (docs/synthetic.md); meld: "
-        "MELD-shaped, multi-party (docs/meld.md)",
+        choices=["iemocap", "iemocap_v1", "independent", "legacy", "meld"],
+        help="iemocap: calibrated to IEMOCAP (default); iemocap_v1: the default corpus until "
+        "2026-12-07 (docs/synthetic.md); independent: the negative control with no shared "
+        "affect; legacy: the first generator; meld: MELD-shaped, multi-party (docs/meld.md)",
     )
 
 
@@ -226,14 +227,68 @@ def cmd_prepare_meld(args) -> int:
     )
 
 
-def cmd_calibrate(args) -> int:
-    from bridging.data.synthetic import calibration as cal
+def _parse_sets(items, preset: str):
+    """``--set name=value`` items as generator overrides (``strength.a=0.6`` updates one
+    modality's strength); a bad name or value is a one-line error."""
+    import yaml
+
     from bridging.data.synthetic import preset_params
 
-    params = preset_params(args.preset)
+    kw: dict = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise DataError(f"--set {item}: expected name=value, e.g. audio_speaker_sd=0.3")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise DataError(f"--set {item}: {value!r} is not a number or list") from None
+        if name.startswith("strength."):
+            kw.setdefault("strength", {})[name.split(".", 1)[1]] = float(parsed)
+        else:
+            kw[name] = parsed
+    try:
+        return preset_params(preset).with_overrides(**kw)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"--set: {exc}") from None
+
+
+def cmd_calibrate(args) -> int:
+    from bridging.data.synthetic import calibration as cal
+
+    params = _parse_sets(args.set, args.preset)
     log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if args.verbose else None
-    if args.fit:
-        params = cal.fit_annotation(params, rounds=args.rounds, seed=args.seed, log=log)
+    cogmen = None
+    if args.cogmen:
+        from bridging.runs import calibrate as cc
+
+        subsets = (
+            list(cal.COGMEN_ABLATION) if args.cogmen_subsets == ["all"] else args.cogmen_subsets
+        )
+        bad = sorted(set(subsets) - set(cc.SETTINGS))
+        if bad:
+            raise DataError(
+                f"--cogmen-subsets {' '.join(bad)}: expected among {' '.join(cc.SETTINGS)} or all"
+            )
+        if args.jobs * args.threads > (os.cpu_count() or 1):
+            raise DataError(
+                f"--jobs {args.jobs} x --threads {args.threads}: more torch threads than the "
+                f"{os.cpu_count()} cores (oversubscribed torch processes run several times slower)"
+            )
+        say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+        run = {
+            "out": args.out, "preset": args.preset, "subsets": subsets,
+            "seeds": tuple(args.cogmen_seeds), "epochs": args.epochs, "jobs": args.jobs,
+            "threads": args.threads, "log": say,
+        }  # fmt: skip
+        if args.fit:
+            params = cc.fit_strengths(params, rounds=args.rounds or 3, **run)
+            print(repr(params))
+            return 0
+        rows = cc.measure(params=params, **run)
+        cogmen = [row.as_dict() for row in rows.values()]
+    elif args.fit:
+        params = cal.fit_annotation(params, rounds=args.rounds or 20, seed=args.seed, log=log)
         if not args.no_probe:
             params = cal.fit_strengths(params, seed=args.seed, log=log)
         print(repr(params))
@@ -241,8 +296,9 @@ def cmd_calibrate(args) -> int:
     facts = cal.calibration_facts(
         params, seed=args.seed, probe=not args.no_probe, probe_seeds=tuple(args.probe_seeds)
     )
-    command = "bridging-data calibrate" + (f" --markdown {args.markdown}" if args.markdown else "")
-    text = cal.markdown(facts, params, command)
+    command = "bridging-data calibrate" + (" --cogmen" if args.cogmen else "")
+    command += f" --markdown {args.markdown}" if args.markdown else ""
+    text = cal.markdown(facts, params, command, cogmen=cogmen, preset=args.preset)
     if args.markdown:
         from bridging.utils.files import atomic_write_text
 
@@ -259,10 +315,11 @@ def cmd_calibrate(args) -> int:
             }
             for f in facts
         ]
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"facts": rows, "cogmen": cogmen} if cogmen else rows, indent=2))
     else:
         print(text)
     outside = [f.name for f in facts if f.ok is False]
+    outside += [f"COGMEN {r['subset']}" for r in cogmen or () if r.get("within") is False]
     if outside:
         print(f"bridging-data: warning: outside the band: {outside}", file=sys.stderr)
     return 0
@@ -371,15 +428,53 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure the synthetic corpus against facts about IEMOCAP (data statistics and "
         "probe fits only, never distillation or masking outcomes); --fit re-fits the parameters",
     )
-    p.add_argument("--preset", default="iemocap", choices=["iemocap", "independent"])
+    p.add_argument("--preset", default="iemocap", choices=list(CALIBRATED_PRESETS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-probe", action="store_true", help="skip the probe fits (seconds)")
     p.add_argument("--probe-seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--markdown", default=None, help="also write the table to this file")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
-    p.add_argument("--fit", action="store_true", help="fit the parameters; print them")
-    p.add_argument("--rounds", type=int, default=20, help="fitting rounds (--fit)")
+    p.add_argument(
+        "--fit",
+        action="store_true",
+        help="fit the parameters; print them (with --cogmen: the audio and video strengths "
+        "by COGMEN's a and v rows)",
+    )
+    p.add_argument(
+        "--rounds", type=int, default=None, help="fitting rounds (default 20; --cogmen 3)"
+    )
+    p.add_argument(
+        "--set",
+        nargs="+",
+        metavar="NAME=VALUE",
+        default=None,
+        help="generator parameters to measure instead of the preset's, e.g. "
+        "audio_speaker_sd=0.3 strength.a=0.6",
+    )
     p.add_argument("--verbose", action="store_true")
+    g = p.add_argument_group(
+        "COGMEN rows (--cogmen: bridging's own COGMEN trained on the corpus; minutes per run, "
+        "resumable; docs/synthetic.md)"
+    )
+    g.add_argument("--cogmen", action="store_true", help="measure (or read back) the COGMEN rows")
+    g.add_argument(
+        "--cogmen-subsets",
+        nargs="+",
+        default=["a", "v", "av"],
+        help="input modalities of the rows (default a v av; all: the seven of COGMEN's ablation)",
+    )
+    g.add_argument("--cogmen-seeds", type=int, nargs="+", default=[0, 1, 2])
+    g.add_argument(
+        "--epochs", type=int, default=55, help="epochs per run (default 55, the paper's)"
+    )
+    g.add_argument(
+        "--out",
+        default=os.path.join(os.environ.get("BRIDGING_OUTPUT", "outputs"), "calibrate"),
+        help="the runs' folder (default outputs/calibrate); a rerun reads finished runs back",
+    )
+    cores = os.cpu_count() or 1
+    g.add_argument("--jobs", type=int, default=cores, help=f"worker processes (default {cores})")
+    g.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("convert", help="convert a COGMEN or DialogueRNN file to bridging's format")

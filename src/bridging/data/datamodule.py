@@ -192,6 +192,9 @@ class IEMOCAPDataModule(pl.LightningDataModule):
         self.protocol = Protocol.from_config(protocol, fold, dev, where=str(where))
         self.splits: dict[str, SplitTensors] = {}
         self._facts: DatasetFacts | None = None
+        #: the loaded corpus's content fingerprint (:meth:`Corpus.fingerprint`), before the
+        #: protocol re-splits it: the same data gives the same one under every fold
+        self.fingerprint: str | None = None
 
     # -- loading -------------------------------------------------------------------------
     def load_corpus(self) -> Corpus:
@@ -226,6 +229,8 @@ class IEMOCAPDataModule(pl.LightningDataModule):
         from bridging.data.validate import validate_corpus
 
         corpus = self.load_corpus()
+        if self.fingerprint is None:
+            self.fingerprint = corpus.fingerprint()
         if corpus.label_set != self.label_set:
             raise DataError(
                 f"{corpus.where()}: label set is {corpus.label_set!r}, config asks for "
@@ -292,6 +297,14 @@ class IEMOCAPDataModule(pl.LightningDataModule):
         }
         if self.corpus is not None and self.corpus.split_rule:
             out["dev_split"] = self.corpus.split_rule
+        out["fingerprint"] = self.fingerprint
+        if self.path is None and self.facts.source_format == "synthetic":
+            from omegaconf import OmegaConf
+
+            from bridging.data.synthetic import DEFAULT_PRESET
+
+            given = OmegaConf.to_container(OmegaConf.create(dict(self.synthetic)))
+            out["synthetic"] = {"preset": DEFAULT_PRESET, "seed": 0, **given}
         out.update(self.protocol.describe())
         for name, split in self.splits.items():
             labels = split.labels[split.labels != IGNORE_INDEX]

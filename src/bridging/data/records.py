@@ -78,6 +78,10 @@ class Dialogue:
         return int(self.labels.shape[0])
 
 
+#: the order of the splits in a corpus's fingerprint
+SPLIT_ORDER = {"train": 0, "dev": 1, "test": 2}
+
+
 @dataclass
 class Corpus:
     """A loaded dataset: splits (train/dev/test, any may be missing) of dialogues."""
@@ -104,6 +108,26 @@ class Corpus:
 
     def where(self) -> str:
         return self.path or f"<{self.source_format}>"
+
+    def fingerprint(self) -> str:
+        """The content's SHA-256 (hex): the label set, and per split in train/dev/test order
+        and per dialogue in stored order its id, speakers, labels and every modality's
+        features (float32). The same data gives the same fingerprint whatever file or path it
+        came from; any changed number, label, id or split changes it."""
+        import hashlib
+
+        h = hashlib.sha256(f"label_set={self.label_set}\n".encode())
+        for name in sorted(self.splits, key=lambda s: (SPLIT_ORDER.get(s, 9), s)):
+            h.update(f"split={name}\n".encode())
+            for d in self.splits[name]:
+                h.update(f"dialogue={d.id}\n".encode())
+                h.update(np.ascontiguousarray(d.speakers, dtype=np.int64).tobytes())
+                h.update(np.ascontiguousarray(d.labels, dtype=np.int64).tobytes())
+                for m in sorted(d.features):
+                    x = np.ascontiguousarray(d.features[m], dtype=np.float32)
+                    h.update(f"{m}{x.shape}".encode())
+                    h.update(x.tobytes())
+        return h.hexdigest()
 
 
 def six_way_corpus(splits: dict, source_format: str, path: str | None, extractors: dict) -> Corpus:

@@ -25,6 +25,7 @@ from bridging.data.predictions import Predictions
 from bridging.data.records import IGNORE_INDEX, Corpus, ordered_modalities
 from bridging.data.synthetic.calibration import ceiling_predictions
 from bridging.runs.outputs import run_metrics, write_run
+from bridging.utils.logreg import fit_logreg
 
 #: L2 strengths tried (on the mean cross-entropy; strongest first, so ties keep the simplest)
 L2_GRID = (1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001)
@@ -65,33 +66,6 @@ def _flat(split, modalities: Sequence[str]) -> tuple[torch.Tensor, ...]:
     dlg = torch.repeat_interleave(torch.arange(len(split)), split.lengths)
     pos = torch.nonzero(mask)[:, 1]
     return x, split.labels[mask], dlg, pos
-
-
-def fit_logreg(x, y, n_classes: int, l2: float, init=None, max_iter: int = 400):
-    """Weights [F, K] and bias [K] minimising mean cross-entropy + l2/2 * |W|^2 (full-batch
-    L-BFGS until the largest gradient entry is below 1e-4)."""
-    w = torch.zeros(x.shape[1], n_classes, dtype=x.dtype) if init is None else init[0].clone()
-    b = torch.zeros(n_classes, dtype=x.dtype) if init is None else init[1].clone()
-    w.requires_grad_(True)
-    b.requires_grad_(True)
-    opt = torch.optim.LBFGS(
-        [w, b],
-        lr=1.0,
-        max_iter=max_iter,
-        tolerance_grad=1e-4,
-        tolerance_change=1e-12,
-        history_size=20,
-        line_search_fn="strong_wolfe",
-    )
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(x @ w + b, y) + 0.5 * l2 * (w * w).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return w.detach(), b.detach()
 
 
 def run_logreg(

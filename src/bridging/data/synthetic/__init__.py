@@ -38,6 +38,9 @@ from bridging.data.synthetic.iemocap import (
     preset_params,
 )
 
+#: the preset of ``data=synthetic`` when none is given
+DEFAULT_PRESET = "iemocap"
+
 
 def synthesize(
     n_dialogues: int | None = None,
@@ -104,6 +107,7 @@ def synthesize_meld(**kw) -> Corpus:
 
 
 __all__ = [
+    "DEFAULT_PRESET",
     "synthesize",
     "synthesize_meld",
     "generate",

@@ -70,7 +70,9 @@ from bridging.data.synthetic.common import (
 
 DEFAULT_FEATURE_SIZES = IEMOCAP_FEATURE_SIZES
 N_CLASSES = 6
-PRESETS = ("iemocap", "independent", "legacy", "meld")
+PRESETS = ("iemocap", "iemocap_v1", "independent", "legacy", "meld")
+#: the presets of this generator (:func:`preset_params`)
+CALIBRATED_PRESETS = ("iemocap", "iemocap_v1", "independent")
 #: synthesize()'s defaults for the IEMOCAP-shaped presets (iemocap, independent, legacy):
 #: those of :class:`~bridging.data.synthetic.common.IemocapShape`
 IEMOCAP_DEFAULTS = {
@@ -127,10 +129,26 @@ class CorpusParams(FeatureParams):
         return replace_checked(self, kw, per_class, N_CLASSES)
 
 
+#: The first calibrated corpus (the default until 2026-12-07), kept to reproduce earlier
+#: figures: its audio and video actor terms were unfitted assumptions, and bridging's COGMEN
+#: learnt its training actors instead of the emotion (docs/synthetic.md, "The old corpus").
+IEMOCAP_V1 = {
+    "strength": {"a": 0.92, "t": 5.5, "v": 1.19},
+    "audio_speaker_sd": 0.8,
+    "audio_gain_sd": 0.3,
+    "audio_rest_sd": 0.3,
+    "audio_hetero": 0.6,
+    "video_speaker_sd": 0.6,
+}
+
+
 def preset_params(preset: str = "iemocap") -> CorpusParams:
-    """The parameters of a calibrated preset (``iemocap`` or ``independent``)."""
+    """The parameters of a calibrated preset (``iemocap``, ``iemocap_v1`` or
+    ``independent``)."""
     if preset == "iemocap":
         return CorpusParams()
+    if preset == "iemocap_v1":
+        return CorpusParams().with_overrides(**IEMOCAP_V1)
     if preset == "independent":
         return CorpusParams(redundancy=0.0)
     raise ValueError(f"unknown synthetic preset {preset!r}: expected one of {PRESETS}")
@@ -392,6 +410,8 @@ def generate(
 __all__ = [
     "DEFAULT_FEATURE_SIZES",
     "IEMOCAP_DEFAULTS",
+    "CALIBRATED_PRESETS",
+    "IEMOCAP_V1",
     "N_CLASSES",
     "PRESETS",
     "Annotations",
