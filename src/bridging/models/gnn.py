@@ -16,6 +16,9 @@ from torch import Tensor, nn
 from torch_geometric.nn import RGCNConv, TransformerConv
 
 from bridging.models.widen import widen
+from bridging.utils import pyg
+
+pyg.install()  # PyG's generated modules under bridging's cache, not the temporary folder
 
 
 class FP32TransformerConv(TransformerConv):
