@@ -165,6 +165,26 @@ class DenseCOGMEN(nn.Module):
         return F.log_softmax(self.clf(clf_in), dim=-1)
 
 
+def check_finite_weights(recipe, where) -> None:
+    """Refuse (a DataError naming ``where``, the first tensor and the count) a model whose
+    weights or buffers are not all finite (NaN or inf: its training diverged): its export
+    would compute NaN, and NaN against NaN compares as no difference."""
+    from bridging.data.records import DataError
+
+    bad = []
+    model = recipe.model
+    for name, t in [*model.named_parameters("model"), *model.named_buffers("model")]:
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad.append((name, int((~torch.isfinite(t)).sum()), t.numel()))
+    if bad:
+        name, n, total = bad[0]
+        more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
+        raise DataError(
+            f"{where}: the model's weights are not finite: {name} holds {n} nan or inf of "
+            f"{total} values{more}; refusing to export it: a model whose training diverged"
+        )
+
+
 def audio_slice(recipe) -> tuple[int, int]:
     """(start, end) columns of the audio features in the recipe's model input."""
     start = 0
@@ -213,7 +233,9 @@ def _quiet():
 
 def export_torchscript(recipe, path, wp=None, wf=None) -> Path:
     """Trace the dense speech-only model to TorchScript at ``path`` (+ ``path.json``)."""
-    from bridging.utils.files import atomic_output, atomic_write_json
+    import io
+
+    from bridging.utils.files import atomic_write_bytes, atomic_write_json
 
     path = Path(path)
     dense = dense_speech_model(recipe, wp, wf)
@@ -222,10 +244,13 @@ def export_torchscript(recipe, path, wp=None, wf=None) -> Path:
     try:
         with torch.no_grad():
             traced = torch.jit.trace(dense, example, check_trace=False)
-        with atomic_output(path) as tmp:
-            traced.save(os.fspath(tmp))
+        # into memory first: torch's zip writer, short of room on a file, throws from its
+        # destructor and aborts the process (no Python error, the temporary file left)
+        buf = io.BytesIO()
+        torch.jit.save(traced, buf)
     finally:
         ctx.__exit__(None, None, None)
+    atomic_write_bytes(path, buf.getvalue())
     atomic_write_json(
         path.with_name(path.name + ".json"), export_metadata(recipe, dense, "torchscript")
     )
@@ -341,12 +366,16 @@ def max_difference(
         x, spk = example_inputs(dim, t, seed + i)
         ref = reference_log_probs(recipe, x, spk, wp, wf).numpy()
         got = run(x.numpy(), spk.numpy())
-        worst = max(worst, float(abs(got - ref).max()))
+        diff = float(abs(got - ref).max())
+        if not math.isfinite(diff):  # NaN would compare as no difference
+            return math.inf
+        worst = max(worst, diff)
     return worst
 
 
 __all__ = [
     "DenseCOGMEN",
+    "check_finite_weights",
     "dense_speech_model",
     "export_onnx",
     "export_torchscript",
