@@ -7,8 +7,8 @@ unbounded graph windows so do the graph's edges: one 10,000-utterance dialogue n
 dialogues"). Without a check, such a dialogue fails deep inside the allocator, or the
 kernel kills the run. :func:`check_dialogue_memory` names the longest dialogue of each split
 and the memory it needs, and refuses it when that exceeds what the machine has free (the
-CPU's available memory within the process's cgroup limit, or the CUDA device's free
-memory), saying what would make it fit.
+CPU's available memory within the process's cgroup limit and its address-space limit,
+``ulimit -v``, or the CUDA device's free memory), saying what would make it fit.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ WARN_SHARE = 0.5
 MEMINFO = "/proc/meminfo"
 CGROUP_SELF = "/proc/self/cgroup"
 CGROUP_ROOT = "/sys/fs/cgroup"
+#: the process's own figures (VmSize: the address space it has mapped)
+STATUS = "/proc/self/status"
 
 
 def _meminfo_available() -> int | None:
@@ -51,21 +53,55 @@ def _cgroup_room() -> int | None:
         return None
 
 
-def available_bytes(device: str = "cpu") -> int | None:
-    """Free memory for a run on ``device`` ("cpu" or "cuda[:k]"), None when unknown. The
-    environment variable ``BRIDGING_MEMORY_BYTES`` states it instead (a machine whose
-    figures cannot be read, or a test)."""
+def _address_space_room() -> int | None:
+    """What the process's address-space limit (``ulimit -v``, RLIMIT_AS) still allows: the
+    limit less the address space already mapped (VmSize: torch's libraries alone map
+    gigabytes); None without a limit."""
+    import resource
+
+    try:
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (OSError, ValueError):
+        return None
+    if limit == resource.RLIM_INFINITY:
+        return None
+    used = 0
+    try:
+        for line in Path(STATUS).read_text().splitlines():
+            if line.startswith("VmSize:"):
+                used = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return max(0, limit - used)
+
+
+def free_memory(device: str = "cpu") -> tuple[int | None, str]:
+    """(free memory for a run on ``device``, what bounds it: ``"free on cpu"``, or ``"free
+    on cpu within the address-space limit (ulimit -v)"`` where that is smaller); None when
+    unknown. ``BRIDGING_MEMORY_BYTES`` states it instead (a machine whose figures cannot be
+    read, or a test)."""
+    where = f"free on {device}"
     given = os.environ.get("BRIDGING_MEMORY_BYTES")
     if given:
-        return int(given)
+        return int(given), where
     if str(device).startswith("cuda"):
         import torch
 
         if torch.cuda.is_available():
-            return int(torch.cuda.mem_get_info(torch.device(device))[0])
-        return None
+            return int(torch.cuda.mem_get_info(torch.device(device))[0]), where
+        return None, where
     sizes = [x for x in (_meminfo_available(), _cgroup_room()) if x is not None]
-    return min(sizes) if sizes else None
+    room = _address_space_room()
+    if room is not None and (not sizes or room < min(sizes)):
+        return room, f"{where} within the address-space limit (ulimit -v)"
+    return (min(sizes) if sizes else None), where
+
+
+def available_bytes(device: str = "cpu") -> int | None:
+    """Free memory for a run on ``device`` ("cpu" or "cuda[:k]"), None when unknown: the
+    smallest of the available memory, the cgroup's room and the address-space limit's
+    (:func:`free_memory`)."""
+    return free_memory(device)[0]
 
 
 def _gib(n: float) -> str:
@@ -96,7 +132,7 @@ def check_dialogue_memory(models, datamodule, stages: dict, device: str = "cpu")
     warning."""
     from bridging.data.records import DataError
 
-    free = available_bytes(device)
+    free, room = free_memory(device)
     where = datamodule.facts.path or datamodule.facts.source_format
     for split_name, split_trains in stages.items():
         if split_name not in datamodule.splits:
@@ -116,7 +152,7 @@ def check_dialogue_memory(models, datamodule, stages: dict, device: str = "cpu")
             doing = "a training step on it" if training else "evaluating it"
             what = (
                 f"dialogue {split.ids[longest]!r} of split {split_name!r} ({n} utterances): "
-                f"{doing} needs about {_gib(need)}, {_gib(free)} free on {device}"
+                f"{doing} needs about {_gib(need)}, {_gib(free)} {room}"
             )
             if need > free:
                 raise DataError(f"{where}: {what}: {_remedy(model, n, training, padded, need)}")
@@ -138,4 +174,4 @@ def check_memory(recipe, datamodule, device: str, training: bool, splits=None) -
     check_dialogue_memory(models, datamodule, stages, device)
 
 
-__all__ = ["available_bytes", "check_dialogue_memory", "check_memory"]
+__all__ = ["available_bytes", "check_dialogue_memory", "check_memory", "free_memory"]
