@@ -227,7 +227,12 @@ class Predictions:
     @classmethod
     def load(cls, path) -> Predictions:
         """Read and check an archive; PredictionsError ``<file>: <field>: <expected>``."""
+        from bridging.utils.files import file_kind
+
         path = Path(path)
+        kind = file_kind(path)
+        if kind is not None:  # a FIFO would hang np.load
+            raise PredictionsError(f"{path}: file: is {kind}; expected a numpy .npz archive")
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}

@@ -102,6 +102,7 @@ def find_metrics(dirs: Iterable) -> list[Path]:
     for d in dirs:
         if not d.exists():
             raise ReportError(f"{d}: no such directory")
+        check_regular(d, f"run directory or a {METRICS_FILE}")
         if d.is_file():
             if d.name != METRICS_FILE:
                 raise ReportError(f"{d}: not a directory (nor a {METRICS_FILE})")
@@ -120,7 +121,19 @@ def find_metrics(dirs: Iterable) -> list[Path]:
     return sorted(found.values(), key=lambda p: str(p))
 
 
+def check_regular(path, what: str) -> None:
+    """Refuse (a ReportError naming it) a ``path`` that is a FIFO, a device or a socket:
+    reading it would hang or never end."""
+    from bridging.utils.files import check_input_file
+
+    try:
+        check_input_file(path, what)
+    except ValueError as e:
+        raise ReportError(str(e)) from None
+
+
 def _read_json(path: Path) -> dict:
+    check_regular(path, METRICS_FILE)
     try:
         obj = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as e:

@@ -211,7 +211,11 @@ class ComParEExtractor(OpenSmileExtractor):
 # -- self-supervised encoders ---------------------------------------------------------------
 def weights_fingerprint(folder: Path) -> str:
     """sha256 over the config and weight files of a transformers model folder."""
+    from bridging.utils.files import check_input_file
+
     h = hashlib.sha256()
+    for p in folder.iterdir():  # a FIFO among the model's files would hang its loader
+        check_input_file(p, "model file")
     files = sorted(
         p
         for p in folder.iterdir()

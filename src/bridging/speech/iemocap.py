@@ -95,6 +95,9 @@ def session_of(dialogue_id: str) -> int:
 
 
 def _read_lines(path: Path) -> list[str]:
+    from bridging.utils.files import check_input_file
+
+    check_input_file(path, "text file")  # a FIFO in the release would hang the read
     try:
         return path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as exc:

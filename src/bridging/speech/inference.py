@@ -386,6 +386,7 @@ def read_manifest(source) -> list[ManifestEntry]:
         csv_path = source
     else:
         raise DataError(f"{source}: no such CSV file or folder")
+    check_input_file(csv_path, "CSV file")  # the folder's manifest.csv: a FIFO would hang
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)

@@ -69,7 +69,10 @@ def _label(row: dict, label_set: str, at: str) -> int:
 def read_split_csv(path, split: str, wav_dir) -> list[dict]:
     """The utterances of one annotation CSV: dicts with dialogue, utterance (ids), speaker,
     text, labels (label set -> index), wav and source (file and row, for messages)."""
+    from bridging.utils.files import check_input_file
+
     path = Path(path)
+    check_input_file(path, "CSV file")  # a FIFO would hang the read
     try:
         with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
             reader = csv.DictReader(fh)

@@ -178,6 +178,7 @@ def _read_meta(path: Path) -> tuple[dict, str]:
     """Return (metadata, kind) where kind is "dir" or "file"."""
     if path.is_dir() or path.name == META_FILE:
         meta_path = path / META_FILE if path.is_dir() else path
+        check_input_file(meta_path, "JSON file")  # a FIFO would hang the read
         if not meta_path.is_file():
             raise DataError(f"{path}: a directory without {META_FILE}: not a bridging corpus")
         try:
@@ -264,6 +265,7 @@ def read_native(path, label_set: str | None = None) -> Corpus:
     for split, info in meta["splits"].items():
         if kind == "dir":
             file = root / info.get("file", f"{split}.safetensors")
+            check_input_file(file, "safetensors file")  # a FIFO would hang the read
             try:
                 tensors = load_file(str(file))
             except FileNotFoundError:
