@@ -126,6 +126,20 @@ def fail(prog: str, exc: BaseException):
     sys.exit(code)
 
 
+def stdout_closed(prog: str) -> int:
+    """After a BrokenPipeError: the reader of stdout went away (``| head``). One line on
+    stderr, stdout pointed at /dev/null (so the interpreter's final flush does not fail
+    again); returns the exit status, 2."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    print(
+        f"{prog}: error: stdout: the reader closed the pipe (e.g. | head): the output is cut short",
+        file=sys.stderr,
+    )
+    return 2
+
+
 def command_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
     """The parser of an argparse command: its name, and its module docstring as the help
     text, line breaks kept."""

@@ -20,8 +20,9 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
-from bridging.cli.common import add_force_option, command_parser, feature_sizes
+from bridging.cli.common import add_force_option, command_parser, feature_sizes, stdout_closed
 from bridging.data.formats.meld import DEV_SPLITS
 from bridging.data.protocols import DEV_RULES, PROTOCOLS, Protocol, loso_summary
 from bridging.data.records import LABEL_SETS, DataError
@@ -64,8 +65,26 @@ def _default_label_set(args) -> str:
 
 
 def _synthesize(args, label_set: str):
+    """The synthetic corpus of the options; a combination the preset refuses (``--preset
+    meld --mean-len 4``) is a DataError naming the options."""
+    import re
+
     from bridging.data.synthetic import synthesize
 
+    try:
+        return _synthesize_with(synthesize, args, label_set)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        text = re.sub(
+            r"\b(n_dialogues|n_test_dialogues|min_len|max_len|mean_len)\b",
+            lambda m: "--" + m.group(1).replace("_", "-"),
+            str(exc),
+        )
+        raise DataError(f"--preset {args.preset}: {text}") from None
+
+
+def _synthesize_with(synthesize, args, label_set: str):
     return synthesize(
         n_dialogues=args.n_dialogues,
         n_test_dialogues=args.n_test_dialogues,
@@ -115,12 +134,25 @@ FORCE_HINT = "give --force to replace it"
 MELD_LAYOUTS = {"meld": "dialoguernn", "meld_mmgcn": "mmgcn"}
 
 
+def refuse_non_corpus(out) -> None:
+    """Refuse an existing OUT that is not a bridging corpus: --force replaces a corpus
+    only, so the refusal says so (never "give --force to replace it")."""
+    from bridging.data.formats.native import is_native_corpus
+    from bridging.utils.files import OutputError
+
+    if not is_native_corpus(out):
+        raise OutputError(
+            f"{out}: exists and is not a bridging corpus; refusing to replace it, even with "
+            "--force (which replaces a bridging corpus only): remove it or give another OUT"
+        )
+
+
 def cmd_synth(args) -> int:
     from bridging.data.formats.cogmen import write_cogmen
     from bridging.data.formats.dialoguernn import write_dialoguernn
     from bridging.data.formats.meld import write_meld
     from bridging.data.formats.native import write_native
-    from bridging.utils.files import refuse_existing
+    from bridging.utils.files import check_output_path, refuse_existing
 
     label_set = args.label_set or _default_label_set(args)
     if args.layout == "dialoguernn" and label_set == "iemocap_4":
@@ -134,6 +166,11 @@ def cmd_synth(args) -> int:
         )
     if args.layout == "meld_mmgcn" and label_set != "meld_7":
         raise SystemExit("the MMGCN layout stores emotions only: use --label-set meld_7")
+    native_dir = args.layout == "native" and not args.out.endswith(".safetensors")
+    if native_dir and os.path.isdir(args.out):
+        refuse_non_corpus(args.out)
+    if not native_dir:
+        check_output_path(args.out, "")  # a folder: --force would not replace it either
     refuse_existing(args.out, args.force, FORCE_HINT)  # before the work
     corpus = _synthesize(args, label_set)
     writer = {"native": write_native, "cogmen": write_cogmen, "dialoguernn": write_dialoguernn}
@@ -147,17 +184,20 @@ def cmd_synth(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    from bridging.data.formats.native import is_native_corpus
     from bridging.data.formats.sources import convert
     from bridging.utils.files import OutputError, refuse_existing, refuse_own_input
 
     refuse_own_input(args.out, {"the input": args.inp}, "OUT")
-    refuse_existing(args.out, args.force, FORCE_HINT)  # before reading a large input
-    if args.force and os.path.lexists(args.out) and not is_native_corpus(args.out):
+    if os.path.isdir(args.out) and Path(args.inp).resolve().is_relative_to(
+        Path(args.out).resolve()
+    ):  # corpus/meta.json into corpus: the input would go with the folder
         raise OutputError(
-            f"{args.out}: exists and is not a bridging corpus; refusing to replace it, even "
-            "with --force (which replaces a bridging corpus only): remove it or give another OUT"
+            f"{args.out}: holds the input {args.inp}; refusing to write over an input, even "
+            "when forced: give another OUT"
         )
+    if os.path.lexists(args.out):
+        refuse_non_corpus(args.out)
+    refuse_existing(args.out, args.force, FORCE_HINT)  # before reading a large input
     convert(args.inp, args.out, format=args.format, label_set=args.label_set, force=args.force)
     print(
         f"converted {args.inp} -> {args.out} (bridging native format, "
@@ -539,7 +579,11 @@ def main(argv=None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return stdout_closed("bridging-data")
     except (DataError, OutputError) as exc:
         print(f"bridging-data: error: {exc}", file=sys.stderr)
         return 2

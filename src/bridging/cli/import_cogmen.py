@@ -39,10 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from bridging.cogmen_import.convert import import_reference
-    from bridging.utils.files import OutputError, refuse_existing, refuse_own_input
+    from bridging.utils.files import (
+        OutputError,
+        check_output_path,
+        refuse_existing,
+        refuse_own_input,
+    )
 
     try:
         refuse_own_input(args.out, {"the reference checkpoint": args.src}, "OUT.ckpt")
+        check_output_path(args.out, "")  # a folder: --force would not replace it either
         refuse_existing(args.out, args.force, "give --force to replace it")
         summary = import_reference(
             args.src, args.out, feature_sizes=args.feature_sizes, label_set=args.label_set

@@ -87,18 +87,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_output(args) -> None:
     """Refuse, before any work, an OUTPUT that is an input (the checkpoint, the manifest, a
-    wav file it lists: never, even forced) or that exists (unless --force)."""
+    wav file it lists, through any link: never, even forced) or that exists (unless
+    --force)."""
     from pathlib import Path
 
-    from bridging.utils.files import check_output_path, refuse_existing, refuse_own_input
+    from bridging.speech.inference import read_manifest
+    from bridging.utils.files import (
+        check_output_path,
+        refuse_existing,
+        refuse_over_inputs,
+        refuse_own_input,
+    )
 
     inputs = {"the checkpoint": args.ckpt, "the input": args.input}
     manifest = Path(args.input) / "manifest.csv" if Path(args.input).is_dir() else None
     if manifest is not None:
         inputs["the manifest"] = manifest
     refuse_own_input(args.output, inputs, "OUTPUT")
+    wavs = [(f"the recording of {e.where}", e.path) for e in read_manifest(args.input)]
+    refuse_over_inputs([("OUTPUT", args.output)], wavs)
+    check_output_path(args.output, "")  # a folder: --force would not replace it either
     refuse_existing(args.output, args.force, "give --force to replace it")
-    check_output_path(args.output, "OUTPUT")
 
 
 def main(argv=None) -> int:

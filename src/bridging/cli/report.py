@@ -39,6 +39,9 @@ dialogues, resampled with replacement).
 Model selection: the Spearman rank correlation between dev and test weighted F1 over the
 runs with both, with n (per fold too under loso), in the report, --json and
 <name>.selection.csv: whether choosing on dev tracks the test.
+
+No output is ever one of the report's inputs (a run's metrics.json or test_predictions.npz,
+also through a link): such an option is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bridging.cli.common import command_parser
+from bridging.cli.common import command_parser, stdout_closed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,10 +119,38 @@ def _resamples(text: str) -> int:
     return v
 
 
+def planned_outputs(args) -> list[tuple[str, Path]]:
+    """Every file the options would write: (option, path)."""
+    from bridging.report.runs import LOSO_PLOT_FILES, PLOT_FILES
+    from bridging.report.tables import csv_siblings
+
+    out = [("--out", args.out), ("--json", args.json), ("--csv", args.csv)]
+    if args.csv:
+        out += [("--csv", p) for p in csv_siblings(args.csv).values()]
+    if args.plots:
+        files = {**PLOT_FILES, **LOSO_PLOT_FILES}.values()
+        out += [("--plots", Path(args.plots) / f) for f in files]
+    return [(option, Path(path)) for option, path in out if path]
+
+
+def _refuse_inputs(args) -> None:
+    """Refuse an output that is one of the report's inputs (a run's metrics.json or its
+    test_predictions.npz, through any link), before anything is written."""
+    from bridging.data.predictions import PREDICTIONS_FILE
+    from bridging.report.runs import find_metrics
+    from bridging.utils.files import refuse_over_inputs
+
+    inputs = []
+    for metrics in find_metrics(args.dirs):
+        inputs += [("a run's metrics.json", metrics)]
+        inputs += [("a run's predictions", metrics.parent / PREDICTIONS_FILE)]
+    refuse_over_inputs(planned_outputs(args), inputs, forceable=False)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from bridging.report import ReportError, build_report, write_plots
-    from bridging.utils.files import atomic_write_text
+    from bridging.utils.files import OutputError, atomic_write_text
 
     keys = [k.strip() for item in args.hparam for k in item.split(",") if k.strip()]
     try:
@@ -131,7 +162,8 @@ def main(argv=None) -> int:
             boot_seed=args.bootstrap_seed,
         )
         report.claims()  # reads the predictions files: their errors are reported here
-    except ReportError as e:
+        _refuse_inputs(args)  # before anything is written
+    except (ReportError, OutputError) as e:
         print(f"bridging-report: error: {e}", file=sys.stderr)
         return 2
     plots = {}
@@ -154,8 +186,11 @@ def main(argv=None) -> int:
         out = Path(args.out)
         atomic_write_text(out, report.markdown(plots=plots, relative_to=out.parent, note=args.note))
         print(f"bridging-report: wrote {out}", file=sys.stderr)
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return stdout_closed("bridging-report")
     return 0
 
 

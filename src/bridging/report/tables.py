@@ -25,6 +25,15 @@ from bridging.report.runs import (
 )
 from bridging.utils.files import atomic_write_text
 
+#: the tables --csv writes next to its own file, ``<stem>.<name>.csv``
+CSV_SIBLINGS = ("grouped", "selection", "comparison", "claims")
+
+
+def csv_siblings(path) -> dict[str, Path]:
+    """The files ``write_csv(path)`` may write besides ``path``: name -> path."""
+    path = Path(path)
+    return {n: path.with_name(f"{path.stem}.{n}{path.suffix or '.csv'}") for n in CSV_SIBLINGS}
+
 
 @dataclass
 class Report:
@@ -289,9 +298,7 @@ class Report:
         from bridging.report.selection import COLUMNS as SELECTION_COLUMNS
 
         path = Path(path)
-
-        def sibling(name):
-            return path.with_name(f"{path.stem}.{name}{path.suffix or '.csv'}")
+        sibling = csv_siblings(path).__getitem__
 
         atomic_write_text(path, _csv(self.run_columns(), self.run_rows()))
         atomic_write_text(sibling("grouped"), _csv(self.group_columns(), self.group_rows()))

@@ -254,6 +254,9 @@ def predict(
     check_output_path(output)  # before the work: not a directory, a writable folder
     check_prediction_output(output, ckpt_path, data_cfg, overwrite)
     recipe = load_recipe(ckpt_path)
+    if not (data_cfg or {}).get("path"):  # the data the model was trained on: its file too
+        stored = dict(recipe.hparams.get("data") or {})
+        check_prediction_output(output, ckpt_path, stored, overwrite)
     keep = resolve_keep(recipe, modalities)
     recipe.eval_modalities = keep
     dm = datamodule_for(recipe, data_cfg, keep, batch_size)

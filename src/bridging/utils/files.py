@@ -180,6 +180,38 @@ def refuse_own_input(output, inputs: dict, field: str = "OUT", name: str | None 
     return Path(output)
 
 
+def _identity(path) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of what ``path`` names (through links), None when it does not exist."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def refuse_over_inputs(outputs, inputs, forceable: bool = True) -> None:
+    """Refuse (an OutputError naming the output, the input and the option) any of
+    ``outputs`` (``(option, path)`` pairs) that is one of ``inputs`` (``(what, path)``
+    pairs, e.g. ``("a run's metrics.json", p)``) by resolved identity: the same device and
+    inode, so a symbolic link, a hard link or another spelling of an input is one too.
+    Call it before any work; ``forceable``: whether the command has a flag (--force,
+    overwrite=true) that the message says does not apply."""
+    seen: dict[tuple[int, int], tuple[str, object]] = {}
+    for what, src in inputs:
+        key = _identity(src) if src is not None else None
+        if key is not None:
+            seen.setdefault(key, (what, src))
+    for field, out in outputs:
+        key = _identity(out) if out is not None else None
+        if key in seen:
+            what, src = seen[key]
+            forced = ", even when forced" if forceable else ""
+            raise OutputError(
+                f"{out}: is {what} {src} itself; refusing to write over an input{forced}: "
+                f"give another {field}"
+            )
+
+
 def _tmp_name(path: Path, suffix: str = ".tmp") -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{suffix}")
 
