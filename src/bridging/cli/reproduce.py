@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from bridging.cli.common import command_parser
+from bridging.cli.common import command_parser, describe, stdout_closed
 from bridging.runs import reproduce as lib
 from bridging.runs.reproduce import EPOCHS, FOLDS, PROTOCOLS, QUICK_EPOCHS, QUICK_SEEDS
 
@@ -76,30 +76,59 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+PROG = "bridging-reproduce"
+#: the seeds a run accepts (``seed=``): numpy's and Lightning's range
+MAX_SEED = 2**32 - 1
+
+
+def refuse(msg: str):
+    """Print ``bridging-reproduce: error: <msg>`` (one line) and exit 2, before any work."""
+    print(f"{PROG}: error: {msg}", file=sys.stderr)
+    sys.stderr.flush()
+    sys.exit(2)
+
+
+def _check_distinct(flag: str, values, allowed: str, ok) -> None:
+    """Refuse a value of ``flag`` outside ``allowed`` (``ok(v)`` false) or given twice."""
+    given = " ".join(map(str, values))
+    bad = [v for v in values if not ok(v)]
+    if bad:
+        refuse(f"{flag} {given}: {bad[0]} is not {allowed}")
+    twice = sorted({v for v in values if values.count(v) > 1})
+    if twice:
+        refuse(f"{flag} {given}: {twice[0]} given twice; expected distinct values")
+
+
 def parse_args(argv=None):
     cores = os.cpu_count() or 1
     p = build_parser()
     args = p.parse_args(argv)
     if args.jobs < 1 or args.threads < 1:
-        p.error("--jobs and --threads must be at least 1")
+        refuse("--jobs and --threads must be at least 1")
     for flag, value in (("--epochs", args.epochs), ("--patience", args.patience)):
         if value is not None and value < 1:
-            p.error(f"{flag} {value}: expected a whole number of epochs, at least 1")
+            refuse(f"{flag} {value}: expected a whole number of epochs, at least 1")
     if args.jobs * args.threads > cores:
-        p.error(
+        refuse(
             f"--jobs {args.jobs} x --threads {args.threads} = {args.jobs * args.threads} "
             f"threads on {cores} cores: oversubscribed torch processes run several times "
             "slower; lower one of them"
         )
+    if args.seeds is not None:
+        _check_distinct(
+            "--seeds",
+            args.seeds,
+            f"a whole number from 0 to {MAX_SEED}",
+            lambda s: 0 <= s <= MAX_SEED,
+        )
     if args.folds is not None:
         if args.protocol == "paper":
-            p.error("--folds applies to --protocol loso only")
-        bad = [k for k in args.folds if not 1 <= k <= len(FOLDS)]
-        if bad or len(set(args.folds)) != len(args.folds):
-            p.error(f"--folds: expected distinct folds among {' '.join(map(str, FOLDS))}")
+            refuse("--folds applies to --protocol loso only")
+        folds = " ".join(map(str, FOLDS))
+        _check_distinct("--folds", args.folds, f"a fold among {folds}", lambda k: k in FOLDS)
     for ov in args.overrides if args.protocol != "paper" else ():
         if ov.lstrip("+~").split("=", 1)[0] in ("data.protocol", "data.fold"):
-            p.error(f"{ov}: with --protocol loso the folds are set by --folds")
+            refuse(f"{ov}: with --protocol loso the folds are set by --folds")
     return args
 
 
@@ -158,11 +187,18 @@ def main(argv=None) -> int:
     except (ReportError, DataError) as exc:
         print(f"bridging-reproduce: error: {exc}", file=sys.stderr)
         return 2
+    except lib.Refused as exc:  # before any work: a config or data error, one line
+        msg, _, code = describe(exc.error)
+        print(f"bridging-reproduce: error: {msg}", file=sys.stderr)
+        return code
     except lib.Terminated as exc:  # SIGTERM / SIGINT: the workers are ended already
         print(f"bridging-reproduce: error: {exc} ({root})", file=sys.stderr)
         return 128 + exc.signum
-    sys.stdout.write(summary["report"])
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(summary["report"])
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return stdout_closed(PROG)
     return 0
 
 

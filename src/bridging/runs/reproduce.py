@@ -335,8 +335,9 @@ def track(jobs: list[Job], wandb: dict | None) -> list[Job]:
 
 
 def check_folds(common: list[str], folds, profile: Profile = PROFILES["iemocap"]) -> None:
-    """Before any job: the data has the sessions every fold needs (a DataError naming the
-    file otherwise, e.g. data without IEMOCAP session ids). Loads the data once."""
+    """Before any job: the data loads, and has the sessions every fold needs (a DataError
+    naming the file otherwise, e.g. data without IEMOCAP session ids); ``folds`` ``[None]``:
+    the paper protocol's split. Loads the data once."""
     from bridging.data.protocols import Protocol
     from bridging.runs.train import build_datamodule
 
@@ -344,7 +345,7 @@ def check_folds(common: list[str], folds, profile: Profile = PROFILES["iemocap"]
     dm = build_datamodule(cfg)
     dm.setup()
     dev = str(cfg.data.get("dev") or "auto")
-    for k in folds[1:]:
+    for k in folds[1:] if folds[0] is not None else ():
         Protocol.from_config("loso", k, dev, dm.corpus.where()).apply(dm.corpus)
 
 
@@ -433,6 +434,129 @@ def common_overrides(
     return common + list(extra)
 
 
+#: the record of the planned config of a job that writes no config.yaml (an evaluation, a
+#: reference row), written next to its metrics.json when it finishes
+JOB_RECORD = ".reproduce_job.json"
+#: settings a finished run may differ in and still be this comparison's: where it lives,
+#: how it was started and logged (a resumed comparison is a new W&B group), the path of
+#: its teacher (a student is kept only with its teacher)
+IGNORED_SETTINGS = ("paths", "ckpt_path", "overwrite", "logger", "recipe.teacher.ckpt_path")
+
+
+def planned_config(job: Job, root: Path) -> dict:
+    """The resolved config of ``job`` in ``root`` (an evaluation: the run it evaluates)."""
+    if job.kind == "eval":
+        return {"evaluates": str(root / job.after), "modalities": ["a"]}
+    from bridging.runs.train import to_container
+
+    return to_container(_compose([f"paths.output_dir={root / job.name}", *job.overrides]))
+
+
+def _flat(node, prefix: str = "") -> dict:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    out = {}
+    for k, v in node.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def config_difference(stored: dict, planned: dict) -> str | None:
+    """The first setting (dotted key) in which ``stored`` differs from ``planned``, with both
+    values; None when they agree (:data:`IGNORED_SETTINGS` aside)."""
+
+    def settings(cfg):
+        return {
+            k: v
+            for k, v in _flat(cfg).items()
+            if not any(k == i or k.startswith(i + ".") for i in IGNORED_SETTINGS)
+        }
+
+    a, b = settings(stored), settings(planned)
+    for key in sorted(set(a) | set(b)):
+        if a.get(key, "<absent>") != b.get(key, "<absent>"):
+            return (
+                f"{key} is {a.get(key, '<absent>')!r} there, {b.get(key, '<absent>')!r} in "
+                "this comparison"
+            )
+    return None
+
+
+def record_job(job: Job, root: Path) -> None:
+    """After ``job`` finished: its planned config next to its metrics.json (a training run
+    has its own config.yaml)."""
+    from bridging.utils.files import atomic_write_json
+
+    if job.kind != "train":
+        atomic_write_json(root / job.name / JOB_RECORD, planned_config(job, root))
+
+
+def _stored_config(job: Job, run: Path) -> dict | None:
+    import yaml
+
+    path = run / ("config.yaml" if job.kind == "train" else JOB_RECORD)
+    if not path.is_file():
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+        return yaml.safe_load(text) if job.kind == "train" else json.loads(text)
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+
+
+def finished_runs(jobs: list[Job], root: Path) -> dict:
+    """The jobs of an earlier start into ``root`` that finished (their metrics.json) with
+    this comparison's config: name -> headline; they are kept and not run again. A job
+    whose dependency reruns reruns too; an unfinished one reruns (from scratch). A finished
+    run of another config is a DataError naming it and the first differing setting."""
+    from bridging.data.records import DataError
+    from bridging.utils.files import check_input_file
+
+    kept: dict[str, dict] = {}
+    for job in jobs:  # dependency order
+        run = root / job.name
+        metrics = run / "metrics.json"
+        if not os.path.lexists(metrics):
+            continue
+        check_input_file(metrics, "metrics.json")
+        stored = _stored_config(job, run)
+        if stored is None:
+            continue  # no record of what it ran: run it again
+        diff = config_difference(stored, planned_config(job, root))
+        if diff:
+            raise DataError(
+                f"{run}: a finished run of another configuration ({diff}); refusing to mix it "
+                "into this comparison: give the settings it was made with, or another --out"
+            )
+        if job.after and job.after not in kept:
+            continue  # its teacher reruns: so does it
+        try:
+            m = json.loads(metrics.read_text(encoding="utf-8"))
+            wf1 = m["test"]["wf1"] if job.kind != "ceiling" else m.get("test", {}).get("wf1")
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # unreadable: run it again
+        kept[job.name] = {"out": str(run), "wf1": wf1, "s": 0.0}
+    return kept
+
+
+def preflight(jobs: list[Job], common: list[str], profile: Profile, folds=None) -> None:
+    """Before any work or folder: every job's config composes (an unknown override key),
+    its values pass the checks a run makes before it starts (``check_run_config``), and the
+    data loads and splits as every fold needs (:func:`check_folds`). The first problem is
+    raised as it is (the command prints it as one line)."""
+    from bridging.runs.train import check_run_config
+
+    seen = set()
+    for job in jobs:
+        if job.kind == "eval" or (job.recipe, job.kind) in seen:
+            continue  # the seed and fold are checked by the command
+        seen.add((job.recipe, job.kind))
+        cfg = _compose([f"paths.output_dir={job.name}", *job.overrides])
+        if job.kind == "train":
+            check_run_config(cfg)
+    check_folds(common, folds or [None], profile)
+
+
 def _submit(pool, job: Job, root: Path, threads: int, wandb: dict | None = None):
     out = str(root / job.name)
     run = None if not wandb else {**wandb, "name": job.name, "job_type": job.experiment}
@@ -444,10 +568,21 @@ def _submit(pool, job: Job, root: Path, threads: int, wandb: dict | None = None)
     if job.kind == "ceiling":
         return pool.submit(ceiling_job, job.overrides, out, threads, run)
     ov = list(job.overrides)
+    if (root / job.name).exists():  # a run an earlier start left unfinished: again
+        ov.append("overwrite=true")
     if job.after:  # the student: the teacher of its own fold and seed
         t = json.loads((root / job.after / "metrics.json").read_text())
         ov.append(f"recipe.teacher.ckpt_path={root / job.after / t['best_checkpoint']}")
     return pool.submit(run_job, ov, out, threads)
+
+
+class Refused(Exception):
+    """The comparison was refused before any work (:func:`preflight`): ``error`` says why
+    (a Hydra composition error, a bad config value, data that do not load)."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
 
 
 class Terminated(Exception):
@@ -504,22 +639,34 @@ def _end_workers(pool, running: dict, exc: Terminated) -> Terminated:
     msg = (
         f"terminated by {exc}: stopped {len(names)} running job(s)"
         + (f" ({', '.join(names)})" if names else "")
-        + "; finished runs are kept, a stopped one resumes with ckpt_path=last"
+        + "; finished runs are kept: the same command again resumes the comparison "
+        "(finished runs skipped, stopped ones rerun)"
     )
     return Terminated(msg, exc.signum)
 
 
 def run_all(
-    jobs: list[Job], root: Path, n_workers: int, threads: int, log, wandb: dict | None = None
+    jobs: list[Job],
+    root: Path,
+    n_workers: int,
+    threads: int,
+    log,
+    wandb: dict | None = None,
+    kept: dict | None = None,
 ) -> dict:
     """Run the jobs (dependencies respected, longest first); one progress line each.
     ``wandb``: the settings of :func:`wandb_settings` (the non-training jobs' summary runs).
-    A SIGTERM or SIGINT ends every worker and raises :class:`Terminated`; the workers also
-    die with this process if it is killed outright."""
+    ``kept``: the finished runs of an earlier start that are not run again (name -> their
+    headline), which the jobs may depend on. A SIGTERM or SIGINT ends every worker and
+    raises :class:`Terminated`; the workers also die with this process if it is killed
+    outright."""
+    kept = dict(kept or {})
+    jobs = [j for j in jobs if j.name not in kept]
     total = len(jobs)
     width = max([28, *(len(j.name) for j in jobs)])
     limit_left = sum(j.seconds for j in jobs)
-    done: dict[str, dict] = {}
+    done: dict[str, dict] = dict(kept)
+    ran = 0
     pending = sorted(jobs, key=lambda j: -j.seconds)
     running = {}
     t0 = time.perf_counter()
@@ -542,7 +689,9 @@ def run_all(
                 for fut in finished:
                     job = running.pop(fut)
                     res = fut.result()  # a failed job stops the whole comparison, loudly
+                    record_job(job, root)
                     done[job.name] = res
+                    ran += 1
                     elapsed = time.perf_counter() - t0
                     spent_limit += job.seconds
                     limit_left -= job.seconds
@@ -551,7 +700,7 @@ def run_all(
                         eta = f", about {_fmt_s(elapsed * limit_left / spent_limit)} left"
                     wf1 = "" if res["wf1"] is None else f"test wF1 {100 * res['wf1']:.2f}"
                     name = job.name.ljust(width)
-                    log(f"  [{len(done):2d}/{total}] {name} {wf1:<15} ({_fmt_s(elapsed)}{eta})")
+                    log(f"  [{ran:2d}/{total}] {name} {wf1:<15} ({_fmt_s(elapsed)}{eta})")
         except Terminated as exc:
             raise _end_workers(pool, running, exc) from None
     return done
@@ -594,14 +743,54 @@ def reproduce(
     every job, ``reproduce.json`` (wall time, limit, settings), the report. ``folds``: None
     for the paper protocol, else the leave-one-session-out folds to run. Returns the
     summary, with the report's Markdown under ``report``."""
+    folds = None if folds is None else list(folds)
+    jobs = plan(seeds, common, profile=profile, folds=folds)
+    try:
+        preflight(jobs, common, profile, folds)  # before any folder is made
+    except Exception as exc:  # noqa: BLE001 - the command prints it as one line
+        raise Refused(exc) from exc
+    with comparison_lock(root):
+        return _reproduce(
+            root, jobs, seeds, epochs, common, n_workers, threads, estimate_first, quick, log,
+            profile, folds,
+        )  # fmt: skip
+
+
+@contextmanager
+def comparison_lock(root: Path):
+    """The exclusive lock of the comparison's folder for the life of the block: a second
+    bridging-reproduce into the same --out is refused at once (a RunDirError). A folder
+    this call created is removed when the block fails before any job left a run in it."""
+    import shutil
+
+    from bridging.runs.rundir import LOCK_FILE, take_lock
+
+    fresh = not root.exists()
+    fd = take_lock(
+        root,
+        "the --out folder is not writable ({why}); give a writable --out",
+        f"another bridging-reproduce is running into this --out (it holds {LOCK_FILE}); "
+        "refusing to start a second one: wait for it to end, or give another --out",
+    )
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        if not ok and fresh and not any(p.name != LOCK_FILE for p in root.iterdir()):
+            shutil.rmtree(root, ignore_errors=True)
+        os.close(fd)
+
+
+def _reproduce(
+    root, jobs, seeds, epochs, common, n_workers, threads, estimate_first, quick, log, profile,
+    folds,
+) -> dict:  # fmt: skip
     from bridging.utils.files import atomic_write_json
 
-    if folds is not None:
-        folds = list(folds)
-        check_folds(common, folds, profile)
-    root.mkdir(parents=True, exist_ok=True)
+    kept = finished_runs(jobs, root)  # before any work: a run of another config is refused
     wandb = wandb_settings(common, profile)
-    jobs = track(plan(seeds, common, profile=profile, folds=folds), wandb)
+    jobs = track(jobs, wandb)
     what = f"{len(seeds)} seeds"
     if folds is not None:
         what = f"loso folds {','.join(map(str, folds))} x {what}"
@@ -609,6 +798,11 @@ def reproduce(
         f"bridging-reproduce: {len(jobs)} jobs ({profile.name}, {what}, {epochs} "
         f"epochs per run), {n_workers} workers x {threads} threads -> {root}"
     )
+    if kept:
+        log(
+            f"  resuming: {len(kept)} finished runs of an earlier start kept (same "
+            f"settings), {len(jobs) - len(kept)} to run"
+        )
     if wandb:
         log(f"  W&B: group {wandb['group']} (project {wandb['project']})")
     limit = None
@@ -617,7 +811,7 @@ def reproduce(
         log("counting the FLOPs of one epoch of each recipe (FlopCounterMode):")
         counted = common + fold_overrides(folds[0] if folds else None)  # folds: about alike
         rate = estimate(jobs, counted, epochs, threads, log, profile, precision)
-        limit = sum(j.seconds for j in jobs) / n_workers
+        limit = sum(j.seconds for j in jobs if j.name not in kept) / n_workers
         log(
             f"  matmul rate ({precision}) {rate:.1f} GFLOP/s per {threads}-thread worker; "
             "FLOP limit of "
@@ -625,7 +819,7 @@ def reproduce(
             f"{_fmt_s(1.3 * limit)} (reference rows and startup not counted)"
         )
     t0 = time.perf_counter()
-    run_all(jobs, root, n_workers, threads, log, wandb)
+    run_all(jobs, root, n_workers, threads, log, wandb, kept)
     wall = time.perf_counter() - t0
     ratio = f" ({wall / limit:.2f}x the FLOP limit)" if limit else ""
     log(f"\nall runs done in {_fmt_s(wall)}{ratio}; report:\n")
@@ -640,6 +834,7 @@ def reproduce(
         "quick": bool(quick),
         "protocol": "paper" if folds is None else "loso",
         "folds": folds,
+        "kept_runs": sorted(kept),
     }
     if wandb:
         summary["wandb_group"] = wandb["group"]

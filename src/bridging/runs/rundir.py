@@ -158,8 +158,6 @@ _LOCKS: dict[str, tuple[int, bool]] = {}
 def lock_run_dir(output_dir) -> None:
     """Take the exclusive lock of ``output_dir`` (created if need be) for this process, or
     refuse (a RunDirError) when another live training holds it. Taken once per process."""
-    import fcntl
-
     if _rank() != 0:
         return  # DDP workers run inside their main process's lock
     out = Path(output_dir)
@@ -167,24 +165,34 @@ def lock_run_dir(output_dir) -> None:
     if key in _LOCKS:
         return
     fresh = not out.exists()
+    fd = take_lock(
+        out,
+        "the run dir is not writable ({why}); give a writable hydra.run.dir",
+        f"another training is running in this run dir (it holds {LOCK_FILE}); refusing to "
+        "start a second one: wait for it to end, or train into another hydra.run.dir",
+    )
+    _LOCKS[key] = (fd, fresh)
+
+
+def take_lock(folder: Path, unwritable: str, held: str) -> int:
+    """The exclusive ``fcntl.flock`` of ``folder``'s :data:`LOCK_FILE` (the folder created
+    if need be), its file descriptor; a RunDirError ``<folder>: <unwritable>`` (``{why}``:
+    the system's reason) when it cannot be made, ``<folder>: <held>`` when another process
+    holds it. The lock ends with the process (or ``os.close``)."""
+    import fcntl
+
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as exc:
-        raise RunDirError(
-            f"{out}: the run dir is not writable ({exc.strerror or type(exc).__name__}); "
-            "give a writable hydra.run.dir"
-        ) from None
+        why = exc.strerror or type(exc).__name__
+        raise RunDirError(f"{folder}: {unwritable.format(why=why)}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        raise RunDirError(
-            f"{out}: another training is running in this run dir (it holds {LOCK_FILE}); "
-            "refusing to start a second one: wait for it to end, or train into another "
-            "hydra.run.dir"
-        ) from None
-    _LOCKS[key] = (fd, fresh)
+        raise RunDirError(f"{folder}: {held}") from None
+    return fd
 
 
 def release_run_dir(output_dir, refused: bool = False) -> None:
@@ -345,5 +353,6 @@ __all__ = [
     "remove_stale_temporaries",
     "run_dir_lock",
     "run_dir_problem",
+    "take_lock",
     "RUN_RESULTS",
 ]
