@@ -46,6 +46,7 @@ from ``numpy.random.default_rng(seed)``, fresh for each claim and each row.
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ import numpy as np
 
 from bridging.data.predictions import PREDICTIONS_FILE, Predictions, PredictionsError, f1_scores
 from bridging.report.markdown import markdown_table
-from bridging.report.runs import ReportError
+from bridging.report.runs import ReportError, check_regular
 
 #: defaults of bridging-report's --margin, --bootstrap, --bootstrap-seed
 MARGIN = 2.0
@@ -397,9 +398,10 @@ def _fits(run, evaluated) -> bool:
     return tuple(run.eval_modalities) == tuple(evaluated)
 
 
-def comparison_arms(report) -> tuple[dict[str, Arm], tuple | None]:
+def comparison_arms(report) -> tuple[dict[str, Arm], tuple | None, list]:
     """The comparison's experiments found among the report's runs (name -> Arm, in table
-    order) and the (label set, data) they were chosen on; under loso the data set without
+    order), the (label set, data) they were chosen on (the one with the most runs) and the
+    other (label set, data) pairs whose runs are left out; under loso the data set without
     the fold, an arm holding its configuration's runs of every fold (one configuration per
     fold: each fold's best on dev)."""
     specs = COMPARISON + REFERENCE
@@ -413,9 +415,10 @@ def comparison_arms(report) -> tuple[dict[str, Arm], tuple | None]:
         if groups:
             cands[name] = groups
     if not cands:
-        return {}, None
+        return {}, None, []
     contexts = Counter((g.first.label_set, g.first.dataset) for gs in cands.values() for g in gs)
     context = max(contexts, key=contexts.get)  # the most common; ties: the first seen
+    left_out = sorted(c for c in contexts if c != context)
     arms = {}
     for name, _, note in specs:
         folds: dict = {}
@@ -437,7 +440,7 @@ def comparison_arms(report) -> tuple[dict[str, Arm], tuple | None]:
             where = f"seed {s}" if fold is None else f"fold {fold} seed {s}"
             arm.problem = f"{name} has several runs with {where}"
         arms[name] = arm
-    return arms, context
+    return arms, context, left_out
 
 
 def load_predictions(run, cache: dict) -> tuple[Predictions | None, str | None]:
@@ -446,6 +449,8 @@ def load_predictions(run, cache: dict) -> tuple[Predictions | None, str | None]:
     path = Path(run.run_dir) / PREDICTIONS_FILE
     if path in cache:
         return cache[path]
+    if os.path.lexists(path):
+        check_regular(path, f"{PREDICTIONS_FILE} archive")  # a FIFO would hang np.load
     if not path.is_file():
         out = (None, f"no {PREDICTIONS_FILE} in {run.run_dir}")
     else:
@@ -641,7 +646,7 @@ def analyse(report, margin=MARGIN, n_boot=N_BOOT, seed=BOOT_SEED) -> dict | None
     folds and seeds of the pairs, differences (points, per pair), fold_means, mean, ci_low,
     ci_high, half_width, replicates, replicates_needed, verdict, decision, reason). None
     unless at least two of the comparison's experiments are among the runs."""
-    arms, context = comparison_arms(report)
+    arms, context, left_out = comparison_arms(report)
     if sum(1 for name, _, _ in COMPARISON if name in arms) < 2:
         return None
     cache: dict = {}
@@ -651,12 +656,14 @@ def analyse(report, margin=MARGIN, n_boot=N_BOOT, seed=BOOT_SEED) -> dict | None
         if not spec.optional or spec.a in arms
     ]
     folds = sorted({r.fold for arm in arms.values() for r in arm.runs if r.fold is not None})
+    left_out = [f"{data or 'unnamed data'}, {label_set}" for label_set, data in left_out]
     return {
         "context": {
             "label_set": context[0],
             "data": context[1],
             "protocol": "loso" if folds else "paper",
             "folds": folds,
+            "left_out": left_out,
         },
         "bootstrap": {"resamples": n_boot, "seed": seed, "level": LEVEL, "margin": margin},
         "comparison": [comparison_row(arm, cache, n_boot, seed) for arm in arms.values()],
@@ -759,6 +766,15 @@ def markdown(result: dict) -> str:
             "",
             f"On {data}{ctx['label_set']}: test weighted F1 in %, mean over seeds; {level} CI "
             f"by bootstrap over seeds and test dialogues {draws}.",
+            "",
+        ]
+    if ctx.get("left_out"):
+        others = "; ".join(ctx["left_out"])
+        parts += [
+            f"**Not in these claims**: the comparison's runs on {others}. Claims pair runs of "
+            "one data set, label set and protocol (paper or loso), chosen here as the one with "
+            "the most runs; give the other runs' folders to bridging-report on their own for "
+            "their claims.",
             "",
         ]
     body = []
