@@ -377,6 +377,7 @@ def read_manifest(source) -> list[ManifestEntry]:
     check_input_file(source, "CSV file or folder")
     if source.is_dir():
         csv_path = source / MANIFEST_NAME
+        check_input_file(csv_path, "CSV file")  # a FIFO would hang the read
         if not csv_path.is_file():
             raise DataError(
                 f"{source}: a folder without {MANIFEST_NAME} (columns file,speaker[,dialogue], "
@@ -386,7 +387,6 @@ def read_manifest(source) -> list[ManifestEntry]:
         csv_path = source
     else:
         raise DataError(f"{source}: no such CSV file or folder")
-    check_input_file(csv_path, "CSV file")  # the folder's manifest.csv: a FIFO would hang
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
