@@ -26,6 +26,14 @@ comparison (the speech-only evaluations and reference rows too) is one W&B run i
 experiment, named ``<experiment>/fold<k>/seed<s>`` (``<experiment>/seed<s>`` under paper),
 with the final test metrics in its summary.
 
+One comparison per folder: the command holds a lock on ``--out`` (``.bridging.lock``) and a
+second one into it is refused at once. Into a finished or partial ``--out`` (the same command
+again, e.g. after Ctrl-C) it resumes: a finished run (its metrics.json) whose config is the
+plan's is kept and not run again; an unfinished one, or one whose teacher runs again, runs
+again from the start; a finished run of another config is refused, naming it and the first
+setting that differs. The options, the overrides (they must compose, their values pass the
+checks of a run) and the data are checked before any work or folder.
+
 Scheduling: ``--jobs`` worker processes with ``--threads`` torch threads each; their product
 must not exceed the machine's cores (two 2-thread jobs on 2 cores run several times slower
 than one). A student waits for its teacher; the longest jobs start first. Before starting,
