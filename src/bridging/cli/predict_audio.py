@@ -104,7 +104,7 @@ def _check_output(args) -> None:
     if manifest is not None:
         inputs["the manifest"] = manifest
     refuse_own_input(args.output, inputs, "OUTPUT")
-    wavs = [(f"the recording of {e.where}", e.path) for e in read_manifest(args.input)]
+    wavs = [(f"a recording listed in {e.where}:", e.path) for e in read_manifest(args.input)]
     refuse_over_inputs([("OUTPUT", args.output)], wavs)
     check_output_path(args.output, "")  # a folder: --force would not replace it either
     refuse_existing(args.output, args.force, "give --force to replace it")
