@@ -227,35 +227,43 @@ def check_run_config(cfg) -> None:
 
 
 def start_run(cfg: DictConfig, output_dir: Path) -> dict:
-    """The run dir exists, its resolved ``config.yaml`` is written (rank 0), the seed is set.
-    Returns the resolved config."""
+    """The config's values are checked, the run dir exists, the seed is set; nothing is
+    written into the dir before :func:`commit_run`. Returns the resolved config."""
     check_run_config(cfg)  # bad values fail before any work
     output_dir.mkdir(parents=True, exist_ok=True)
     resolved = to_container(cfg)
-    if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:
-        atomic_write_text(output_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
     pl.seed_everything(int(cfg.seed), workers=True)
     if cfg.get("deterministic"):
         torch.use_deterministic_algorithms(True, warn_only=True)
     return resolved
 
 
+def commit_run(output_dir: Path, resolved: dict) -> None:
+    """The run's checks passed: from here on it writes its dir. What ``overwrite=true``
+    replaces goes, Hydra's held-back record and log are written
+    (:func:`bridging.runs.rundir.commit_run_dir`), then the resolved ``config.yaml``
+    (rank 0). A run refused before this point has changed no byte of its dir."""
+    from bridging.runs.rundir import commit_run_dir
+
+    commit_run_dir(output_dir)
+    if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:
+        atomic_write_text(output_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
+
+
 def fit_and_test(
     cfg: DictConfig, recipe, datamodule, output_dir: Path, resolved: dict
 ) -> FitResult:
-    """Fit ``recipe`` (resuming from ``cfg.ckpt_path`` when given) at the run's
-    ``trainer.precision``, then validate and test it at its best dev checkpoint in float32."""
+    """Fit ``recipe`` (resuming from ``cfg.ckpt_path`` when given: checked by
+    :func:`bridging.runs.experiment.train` before) at the run's ``trainer.precision``, then
+    validate and test it at its best dev checkpoint in float32."""
     resume = resolve_resume(cfg.get("ckpt_path"), output_dir)
-    if resume is not None:  # a readable bridging checkpoint of this model on data of its sizes
-        from bridging.recipes import check_resume
-
-        check_resume(resume, recipe)
     trainer = build_trainer(
         cfg, output_dir, resume_from=Path(resume).parent.parent if resume else None
     )
     from bridging.runs.memory import check_memory
 
     check_memory(recipe, datamodule, str(trainer.strategy.root_device), training=True)
+    commit_run(output_dir, resolved)
     facts = datamodule.facts
     for lg in wandb_loggers(trainer):
         from bridging.runs.tracking import remember_run_id
