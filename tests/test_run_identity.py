@@ -392,6 +392,57 @@ def test_an_old_checkpoint_s_dialogues_are_derived_from_its_protocol(runs, tmp_p
     assert (overlap["seen_by"], overlap["dialogues"]) == ("derived", 0)
 
 
+# ----------------------------------------------------- 2. a copied run dir resumes alike
+def test_a_copied_run_dir_resumes_as_in_place(compose_cfg, tmp_path):
+    """Killed after epoch 3, whose best dev epoch came before: resumed in place and in a
+    copy of its dir, the best checkpoint (epoch, weights) and the metrics are the same.
+    (Lightning alone drops the best score in the copy: its first resumed epoch became best.)"""
+    from bridging.runs.experiment import train
+
+    common = [*TINY, *LOSO1, "trainer.max_epochs=6", "optim.lr=1e-3"]
+    killed, copy = tmp_path / "killed", tmp_path / "elsewhere" / "copy"
+    per_epoch = -(-len(datamodule(*LOSO1).split("train")) // 4)  # batch size 4
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train(compose_cfg([*common, *crash_after(4 * per_epoch + 1)], output_dir=killed))
+    assert torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 3
+    shutil.copytree(killed, copy)
+    in_place = train(compose_cfg([*common, "ckpt_path=last"], output_dir=killed))
+    copied = train(compose_cfg([*common, "ckpt_path=last"], output_dir=copy))
+    # the setting shows the difference: the best epoch is one trained before the kill
+    assert in_place["best_epoch"] < 4
+    for key in ("best_epoch", "best_checkpoint", "dev", "test", "epochs_run", "binding"):
+        assert copied[key] == in_place[key], key
+    a = torch.load(killed / "checkpoints" / "best.ckpt", weights_only=True)
+    b = torch.load(copy / "checkpoints" / "best.ckpt", weights_only=True)
+    assert a["epoch"] == b["epoch"] == in_place["best_epoch"]
+    for k, v in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][k], v, rtol=0, atol=0)
+
+
+def test_relocation_needs_the_files_at_their_new_place(tmp_path):
+    from bridging.runs.train import relocated_state
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
+    state = {
+        "dirpath": str(old),
+        "best_model_path": str(old / "best.ckpt"),
+        "best_model_score": torch.tensor(0.7),
+        "kth_best_model_path": str(old / "best.ckpt"),
+        "last_model_path": "",
+        "best_k_models": {str(old / "best.ckpt"): torch.tensor(0.7)},
+    }
+    assert relocated_state(state, str(old), str(new)) is None  # a checkpoint of another dir
+    (new / "best.ckpt").write_bytes(b"")
+    moved = relocated_state(state, str(old), str(new))
+    assert moved["dirpath"] == str(new)
+    assert moved["best_model_path"] == moved["kth_best_model_path"] == str(new / "best.ckpt")
+    assert moved["last_model_path"] == ""
+    assert list(moved["best_k_models"]) == [str(new / "best.ckpt")]
+    assert moved["best_model_score"] is state["best_model_score"]
+
+
 # ------------------------------------------- 3. a refused command changes no byte of a run
 def refusals(finished: Path, killed: Path, tmp_path: Path) -> list[tuple]:
     """(command, run dir, arguments, the start of the one error line)."""

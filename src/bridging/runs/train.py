@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins import Precision
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
@@ -120,6 +121,57 @@ def resolve_resume(ckpt_path, output_dir: Path):
 KEEP_CHECKPOINTS = ("best_weights", "full")
 #: the parts of a Lightning checkpoint that only resuming needs
 TRAINING_STATE_KEYS = ("optimizer_states", "lr_schedulers", "callbacks", "bridging_rng")
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, resumable from a copied or moved run dir.
+
+    Lightning restores the best score, the best-k files and the last file only when the
+    checkpoint dir is the one recorded in the checkpoint; in a copied or moved run dir it
+    keeps nothing but the old best path, and the first epoch after the resume becomes the
+    best. Here a recorded path under the recorded dir whose file is at the same place under
+    this callback's dir is moved there first, so the resume continues as it would in place.
+    When the files are not there (a checkpoint of another dir given as ``ckpt_path``),
+    Lightning's behaviour stays: the score is not restored, and the first epoch's checkpoint
+    is this dir's best. Its state is saved under ModelCheckpoint's key, so checkpoints
+    written with Lightning's class resume with this one and the other way round."""
+
+    def _generate_state_key(self, **kwargs) -> str:
+        return f"{ModelCheckpoint.__qualname__}{kwargs!r}"
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        recorded = state_dict.get("dirpath")
+        if recorded and self.dirpath and os.path.realpath(recorded) != self.dirpath:
+            moved = relocated_state(state_dict, recorded, self.dirpath)
+            if moved is not None:
+                state_dict = moved
+        super().load_state_dict(state_dict)
+
+
+def relocated_state(state: dict, old_dir: str, new_dir: str) -> dict | None:
+    """A ModelCheckpoint state with its paths under ``old_dir`` moved to ``new_dir`` (and
+    ``dirpath`` set to it), or None when a recorded file is not at its new place."""
+    old_dir = os.path.realpath(old_dir)
+
+    def move(path):
+        if not path:
+            return path
+        rel = os.path.relpath(os.path.realpath(path), old_dir)
+        new = os.path.join(new_dir, rel)
+        if rel.startswith(os.pardir) or not os.path.isfile(new):
+            raise LookupError(path)
+        return new
+
+    try:
+        out = dict(state, dirpath=new_dir)
+        for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+            if key in state:
+                out[key] = move(state[key])
+        if isinstance(state.get("best_k_models"), dict):
+            out["best_k_models"] = {move(p): v for p, v in state["best_k_models"].items()}
+    except LookupError:
+        return None
+    return out
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
