@@ -258,14 +258,17 @@ def hydra_command(prog: str, config_name: str):
         @functools.wraps(task)
         def job(cfg):
             quiet_lightning()
+            from bridging.runs.rundir import discard_created_dirs
+
             if full_errors() or _multirun():
                 # a sweep's failed job goes back to the sweeper (Optuna records a failed
                 # trial); what ends the sweep is printed by the entry point
-                return task(cfg)
+                result = task(cfg)
+                discard_created_dirs(failed=False)  # writes the record Hydra held back
+                return result
             # a log file that cannot be written (the disk is full) must not print a
             # traceback per record: the run's own error says what happened
             logging.raiseExceptions = False
-            from bridging.runs.rundir import discard_created_dirs
 
             try:
                 result = task(cfg)

@@ -2,7 +2,10 @@
 
 Errors are one line (``bridging-eval: error: ...``, exit 2 for bad input; the traceback with
 HYDRA_FULL_ERROR=1). Into a training run's dir (``hydra.run.dir=<run>``) it writes its own
-subdir ``eval_<split>_<modalities>/``, never the run's files.
+subdir ``eval_<split>_<modalities>/``, never the run's files. A split holding dialogues the
+model was trained or selected on (another fold, another file of the same dialogues) is
+refused unless ``allow_overlap=true``, recorded in metrics.json's ``overlap``
+(docs/protocols.md, "A run is bound to its data").
 """
 
 from __future__ import annotations

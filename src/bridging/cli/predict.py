@@ -2,7 +2,9 @@
 
 An existing output is refused unless overwrite=true; the checkpoint, the input data and a
 run's files (metrics.json, ...) are never replaced. Class probabilities that are not finite
-(NaN) are refused, never written.
+(NaN) are refused, never written. A split holding dialogues the model was trained or
+selected on is refused unless ``allow_overlap=true``, which adds the column ``seen_by_model``
+(``train``, ``dev`` or empty) to every row (docs/protocols.md, "A run is bound to its data").
 
 Errors are one line (``bridging-predict: error: ...``, exit 2 for bad input; the traceback
 with HYDRA_FULL_ERROR=1).

@@ -195,6 +195,9 @@ class IEMOCAPDataModule(pl.LightningDataModule):
         #: the loaded corpus's content fingerprint (:meth:`Corpus.fingerprint`), before the
         #: protocol re-splits it: the same data gives the same one under every fold
         self.fingerprint: str | None = None
+        #: the loaded corpus with the source's own splits, before the protocol re-splits it
+        #: (what a model's splits are derived from, :mod:`bridging.runs.identity`)
+        self.loaded: Corpus | None = None
 
     # -- loading -------------------------------------------------------------------------
     def load_corpus(self) -> Corpus:
@@ -231,6 +234,7 @@ class IEMOCAPDataModule(pl.LightningDataModule):
         corpus = self.load_corpus()
         if self.fingerprint is None:
             self.fingerprint = corpus.fingerprint()
+            self.loaded = corpus
         if corpus.label_set != self.label_set:
             raise DataError(
                 f"{corpus.where()}: label set is {corpus.label_set!r}, config asks for "

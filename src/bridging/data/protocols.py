@@ -133,7 +133,7 @@ def loso_splits(corpus: Corpus, fold: int, dev_rule: str = "next_session") -> Co
     where = corpus.where()
     dialogues = stored_order(corpus)
     sessions = [session_of(d.id, where) for d in dialogues]
-    _check_sessions(sessions, fold, dev_rule, where)
+    _check_sessions(sessions, fold, where)
     test = [d for d, s in zip(dialogues, sessions) if s == fold]
     rest = [(d, s) for d, s in zip(dialogues, sessions) if s != fold]
     if dev_rule == "within_train":
@@ -146,15 +146,19 @@ def loso_splits(corpus: Corpus, fold: int, dev_rule: str = "next_session") -> Co
     return replace(corpus, splits={"train": train, "dev": dev, "test": test})
 
 
-def _check_sessions(sessions: list[int], fold: int, dev_rule: str, where: str) -> None:
-    """Every session a fold needs whole must hold dialogues."""
-    needed = fold_sessions(fold)
-    wanted = needed["test"] + (needed["dev"] if dev_rule == "next_session" else [])
-    missing = [s for s in wanted if s not in sessions]
+def _check_sessions(sessions: list[int], fold: int, where: str) -> None:
+    """Every session must hold dialogues, whatever the fold and dev rule: a fold of a file
+    missing a session would train on fewer sessions than the protocol says (and
+    ``bridging-data inspect --protocol loso``, which counts every fold, refuses the file)."""
+    missing = [s for s in range(1, N_SESSIONS + 1) if s not in sessions]
     if missing:
+        which = f"session {missing[0]} has" if len(missing) == 1 else "sessions "
+        if len(missing) > 1:
+            which += f"{', '.join(map(str, missing))} have"
         raise DataError(
-            f"{where}: data.fold={fold}: session {missing[0]} has no dialogue (sessions "
-            f"present: {sorted(set(sessions))}); loso needs all of Ses01..Ses05"
+            f"{where}: data.fold={fold}: {which} no dialogue (sessions present: "
+            f"{sorted(set(sessions))}); loso needs all of Ses01..Ses05 (every fold trains on "
+            "three of them)"
         )
 
 

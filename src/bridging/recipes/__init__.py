@@ -195,4 +195,5 @@ def load_recipe(path, map_location="cpu", expect=None):
         raise DataError(f"{path}: state_dict does not fit its hyper_parameters: {bad}")
     recipe.load_state_dict(ckpt["state_dict"])
     recipe.checkpoint_path = os.fspath(path)
+    recipe.binding = ckpt["bridging"].get("binding")  # the data it was trained on, if recorded
     return recipe.to(map_location).eval()

@@ -164,6 +164,9 @@ class EmotionRecipe(pl.LightningModule):
         self.losses = torch.nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})
         self.best_val_wf1 = MaxMetric()
         self.results: dict[str, dict] = {}
+        #: the data, protocol, fold and splits the model is trained on, saved in its
+        #: checkpoints (set by the runs layer: :mod:`bridging.runs.identity`)
+        self.binding: dict | None = None
         self.prediction_store = PredictionStore()
         #: the last test's per-utterance arrays (see :meth:`test_predictions`)
         self.test_arrays: dict | None = None
@@ -345,6 +348,8 @@ class EmotionRecipe(pl.LightningModule):
     # -- checkpoints -----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["bridging"] = {"kind": self.kind, "version": __version__}
+        if self.binding is not None:
+            checkpoint["bridging"]["binding"] = self.binding
         # random states, as plain containers (loadable with weights_only=True), so that a
         # resumed run draws the same shuffles and dropout masks as an uninterrupted one
         np_state = np.random.get_state()

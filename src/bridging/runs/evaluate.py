@@ -15,6 +15,7 @@ from bridging.data.predictions import refuse_non_finite
 from bridging.data.records import IGNORE_INDEX, DataError, ordered_modalities
 from bridging.recipes import check_data_fits, load_recipe
 from bridging.recipes.base import stage_metrics
+from bridging.runs.identity import check_overlap
 from bridging.runs.memory import check_memory
 from bridging.runs.outputs import eval_metrics, write_run
 from bridging.utils.files import atomic_write_csv, check_output_path
@@ -59,6 +60,7 @@ def options_from_config(cfg) -> dict:
         "modalities": None if mods is None else list(mods),
         "batch_size": cfg.batch_size,
         "accelerator": cfg.accelerator,
+        "allow_overlap": bool(cfg.get("allow_overlap", False)),
     }
 
 
@@ -127,6 +129,7 @@ def evaluate(
     accelerator="cpu",
     output_dir=None,
     predictions_path=None,
+    allow_overlap=False,
 ) -> dict:
     """Metrics of a checkpoint on a split, with the modalities not kept zeroed.
 
@@ -134,7 +137,10 @@ def evaluate(
     (``<split>_predictions.npz``, see :mod:`bridging.data.predictions`) to ``output_dir`` when
     given (to its ``eval_<split>_<modalities>`` subdir when it is a training run's dir, see
     :func:`eval_output_dir`); ``predictions_path``: write the predictions there (also
-    without ``output_dir``). The data must fit the checkpoint (:func:`check_data_fits`)."""
+    without ``output_dir``). The data must fit the checkpoint (:func:`check_data_fits`), and
+    the split must hold no dialogue the model was trained or selected on unless
+    ``allow_overlap`` (:func:`bridging.runs.identity.check_overlap`; metrics.json's
+    ``overlap`` records it)."""
     check_split(split)
     recipe = load_recipe(ckpt_path)
     keep = resolve_keep(recipe, modalities)
@@ -144,6 +150,8 @@ def evaluate(
     if predictions_path is not None:
         check_output_path(predictions_path, "predictions_path")
     dm = datamodule_for(recipe, data_cfg, keep, batch_size)
+    overlap = check_overlap(recipe, dm, split, allow_overlap, where=ckpt_path)
+    overlap.pop("model_split")
     loader = dm.split(split).loader(dm.eval_batch_size, False)
     trainer = eval_trainer(accelerator)
     check_memory(recipe, dm, str(trainer.strategy.root_device), training=False, splits=[split])
@@ -162,6 +170,7 @@ def evaluate(
         result=result,
         data=dm.summary(),
     )
+    metrics["overlap"] = overlap
     if predictions_path is not None and predictions is not None:
         predictions.save(predictions_path)
         predictions = None  # written: not again into output_dir
@@ -172,10 +181,12 @@ def evaluate(
 
 
 def predict_rows(
-    recipe, datamodule, split="test", accelerator="cpu", where="the model"
+    recipe, datamodule, split="test", accelerator="cpu", where="the model", seen=None
 ) -> list[dict]:
-    """One row per utterance: dialogue_id, utterance_index, speaker, gold, pred, prob_<label>;
-    class probabilities that are not finite are refused (a DataError naming ``where``)."""
+    """One row per utterance: dialogue_id, utterance_index, speaker, gold, pred, prob_<label>
+    (and, with ``seen``, a dialogue id -> model split map, ``seen_by_model``: the model's
+    split that held the dialogue, empty when none did); class probabilities that are not
+    finite are refused (a DataError naming ``where``)."""
     loader = datamodule.split(split).loader(datamodule.eval_batch_size, False)
     trainer = eval_trainer(accelerator)
     device = str(trainer.strategy.root_device)
@@ -201,6 +212,8 @@ def predict_rows(
                 "pred": names[int(pred[k])],
             }
             row.update({f"prob_{n}": f"{float(p):.6f}" for n, p in zip(names, probs[k].tolist())})
+            if seen is not None:
+                row["seen_by_model"] = seen.get(row["dialogue_id"], "")
             rows.append(row)
     return rows
 
@@ -246,10 +259,13 @@ def predict(
     batch_size=None,
     accelerator="cpu",
     overwrite=False,
+    allow_overlap=False,
 ) -> list[dict]:
     """Write the predictions of the checkpoint on a split to the CSV ``output``: an existing
     ``output`` is refused unless ``overwrite``; the checkpoint, the input data and a run's
-    files always."""
+    files always. A split holding dialogues the model was trained or selected on is refused
+    unless ``allow_overlap``, which adds the column ``seen_by_model`` (``train``, ``dev`` or
+    empty) to every row."""
     check_split(split)
     check_output_path(output)  # before the work: not a directory, a writable folder
     check_prediction_output(output, ckpt_path, data_cfg, overwrite)
@@ -260,7 +276,9 @@ def predict(
     keep = resolve_keep(recipe, modalities)
     recipe.eval_modalities = keep
     dm = datamodule_for(recipe, data_cfg, keep, batch_size)
-    rows = predict_rows(recipe, dm, split, accelerator, where=str(ckpt_path))
+    overlap = check_overlap(recipe, dm, split, allow_overlap, where=ckpt_path)
+    seen = overlap["model_split"] if allow_overlap else None
+    rows = predict_rows(recipe, dm, split, accelerator, where=str(ckpt_path), seen=seen)
     atomic_write_csv(output, rows)
     return rows
 

@@ -3,12 +3,16 @@ the teacher for a student, fit and test, the recipe's own evaluations, the run d
 
 The steps, each in its module:
 
-1. :func:`bridging.runs.train.start_run`: the run dir, its resolved ``config.yaml``, the seed;
+1. :func:`bridging.runs.train.start_run`: the config's values, the run dir, the seed;
 2. :func:`bridging.runs.train.build_datamodule` / :func:`~bridging.runs.train.build_recipe`:
-   the data, and the recipe sized from its facts;
+   the data, and the recipe sized from its facts and bound to them
+   (:mod:`bridging.runs.identity`: a resume must be on the run's own data, protocol, fold,
+   dev rule and label set);
 3. a distilled student gets its frozen teacher (:func:`bridging.runs.teacher.attach_teacher`:
    the given checkpoint, or one trained first by :func:`train` itself, passed in);
-4. :func:`bridging.runs.train.fit_and_test`: fit, then dev and test at the best checkpoint;
+4. :func:`bridging.runs.train.fit_and_test`: once every check passed, the run writes its
+   dir (:func:`~bridging.runs.train.commit_run`: ``config.yaml``, Hydra's record), fits,
+   then validates and tests at the best checkpoint;
 5. what the recipe adds to metrics.json (:mod:`bridging.runs.evaluate`): a masked model's
    full-modality figures, a student's teacher figures and agreement;
 6. :func:`bridging.runs.outputs.run_metrics` and :func:`bridging.runs.train.finish`: the run
@@ -22,10 +26,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from bridging.recipes import check_resume
 from bridging.recipes.masked import MaskedRecipe
 from bridging.recipes.student import StudentRecipe
 from bridging.runs.allocator import set_allocator
 from bridging.runs.evaluate import full_modality_metrics, student_metrics
+from bridging.runs.identity import binding_summary, check_resume_identity, run_binding
 from bridging.runs.outputs import run_metrics, sweep_hparams
 from bridging.runs.teacher import attach_teacher
 from bridging.runs.train import (
@@ -34,6 +40,7 @@ from bridging.runs.train import (
     checkpoint_epoch,
     finish,
     fit_and_test,
+    resolve_resume,
     start_run,
 )
 from bridging.utils.files import config_hash
@@ -57,7 +64,13 @@ def train(cfg: DictConfig, output_dir=None) -> dict:
     resolved = start_run(cfg, output_dir)
     datamodule = build_datamodule(cfg)
     datamodule.setup()
+    resume = resolve_resume(cfg.get("ckpt_path"), output_dir)
+    if resume is not None:  # the run's own data, protocol, fold, ... and enough epochs
+        check_resume_identity(resume, cfg, datamodule, output_dir)
     recipe = build_recipe(cfg, datamodule.facts)
+    recipe.binding = run_binding(datamodule)  # saved in every checkpoint of the run
+    if resume is not None:  # a bridging checkpoint of this model, with its training state
+        check_resume(resume, recipe)
     if isinstance(recipe, StudentRecipe):
         attach_teacher(recipe, cfg, datamodule, output_dir, train=train)
     result = fit_and_test(cfg, recipe, datamodule, output_dir, resolved)
@@ -80,6 +93,7 @@ def train(cfg: DictConfig, output_dir=None) -> dict:
         config_hash=config_hash(resolved),
         hparams=sweep_hparams(resolved),
     )
+    metrics["binding"] = binding_summary(datamodule)
     metrics.update(recipe_metrics(recipe, datamodule, best))
     finish(cfg, result, metrics, output_dir)
     return metrics

@@ -3,14 +3,16 @@
 A dir that holds a finished run (its ``metrics.json``) or a killed one (checkpoints but no
 ``metrics.json``) is refused unless the run resumes from its own checkpoint
 (``ckpt_path=last``, or a path inside the dir) or ``overwrite=true`` asks to replace it, in
-which case the old run's results are removed first, so that a new run killed early never
-leaves the old metrics next to new checkpoints. Fresh dirs (timestamped run dirs, multirun
-job dirs) pass untouched.
+which case the old run's results are removed once the new run's checks pass (before it
+trains), so that a new run killed early never leaves the old metrics next to new
+checkpoints. Fresh dirs (timestamped run dirs, multirun job dirs) pass untouched.
 
 One run dir, one live run: a training holds an exclusive lock (``fcntl.flock`` on the dir's
 ``.bridging.lock``) for its life, and a second training into the same dir is refused. A run
 never writes through a symbolic link out of its dir (``checkpoints/`` linked elsewhere, ...).
-A run refused before it starts leaves nothing it created (:class:`RunDirGuard`).
+A run refused before it starts leaves nothing it created (:class:`RunDirGuard`), and changes
+no byte of a dir that existed: until its checks pass (:func:`commit_run_dir`) it writes
+nothing there, Hydra's record and log included (:func:`hold_hydra_outputs`).
 """
 
 from __future__ import annotations
@@ -111,17 +113,37 @@ def run_dir_problem(output_dir, ckpt_path=None, overwrite: bool = False) -> str 
 
 def check_run_dir(output_dir, ckpt_path=None, overwrite: bool = False) -> None:
     """Refuse (a RunDirError) to train into ``output_dir`` when that would replace a finished
-    or killed run (see the module doc); with ``overwrite`` remove the old run's results."""
+    or killed run (see the module doc); with ``overwrite`` the old run's results are removed
+    once the run's checks pass (:func:`commit_run_dir`), never by a run refused later."""
     problem = run_dir_problem(output_dir, ckpt_path, overwrite)
     if problem:
         raise RunDirError(problem)
     out = Path(output_dir)
-    if overwrite and not _resumes_here(ckpt_path, out):
-        if _rank() != 0:
-            return
-        for name in RUN_RESULTS:
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    if overwrite and not _resumes_here(ckpt_path, out) and _rank() == 0:
+        _PENDING[os.path.abspath(out)] = "overwrite"
+
+
+def _clear_old_run(out: Path) -> None:
+    for name in RUN_RESULTS:
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+
+
+#: run dirs whose old run ``overwrite=true`` replaces once the new run's checks pass
+_PENDING: dict[str, str] = {}
+
+
+def commit_run_dir(output_dir) -> None:
+    """The run's checks passed, it starts writing its dir: the old run that
+    ``overwrite=true`` replaces is removed, the temporaries a killed checkpoint write left
+    go (:func:`remove_stale_temporaries`), and Hydra's record and log, held back until now
+    (:func:`hold_hydra_outputs`), are written. Before this, a run writes nothing into an
+    existing dir, so a refused one leaves every byte of it as it was."""
+    out = Path(output_dir)
+    if _PENDING.pop(os.path.abspath(out), None) == "overwrite":
+        _clear_old_run(out)
+    remove_stale_temporaries(out)
+    release_hydra_outputs(out)
 
 
 #: the temporary files of bridging's atomic writers (:func:`bridging.utils.files.atomic_output`):
@@ -241,19 +263,116 @@ except ImportError:  # pragma: no cover - Hydra is a dependency
     _HydraCallback = object
 
 
+#: the handler that holds a command's log records back until its checks pass
+HELD_LOG = "bridging_held_file"
+#: how many records a held log keeps before it writes them anyway
+HELD_CAPACITY = 1_000_000
+
+#: the dirs whose Hydra record and log this process holds back: dir -> the record's subdir
+#: (``hydra.output_subdir``), Hydra's own ``job_logging`` and, once the job starts, the
+#: record's files (name -> text)
+_HELD: dict[str, dict] = {}
+
+
+def hold_hydra_outputs(config, out: str) -> None:
+    """(A Hydra callback's ``on_run_start``, before Hydra writes anything.) Hold back what
+    Hydra writes into the command's dir: its record (``hydra.output_subdir``: config.yaml,
+    hydra.yaml, overrides.yaml) and its log file (``<task_name>.log``: the records wait in
+    memory, the file is not opened). :func:`release_hydra_outputs` writes both once the
+    command's checks pass; a refused command leaves neither, so an existing run's record
+    and log keep every byte."""
+    from omegaconf import OmegaConf, open_dict, read_write
+
+    with read_write(config.hydra), open_dict(config.hydra):
+        held = {"subdir": config.hydra.get("output_subdir"), "job_logging": None}
+        job_logging = config.hydra.get("job_logging")
+        if job_logging is not None:
+            held["job_logging"] = OmegaConf.to_container(job_logging, resolve=False)
+        config.hydra.output_subdir = None
+        handlers = job_logging.get("handlers") if job_logging is not None else None
+        root = job_logging.get("root") if job_logging is not None else None
+        if handlers and "file" in handlers and root and "file" in (root.get("handlers") or []):
+            handlers.file.delay = True  # opened at the first record written, not before
+            handlers[HELD_LOG] = {
+                "class": "logging.handlers.MemoryHandler",
+                "capacity": HELD_CAPACITY,
+                "flushLevel": 100,  # above CRITICAL: only release_hydra_outputs writes
+                "target": "file",
+                "flushOnClose": False,
+            }
+            root.handlers = [HELD_LOG if h == "file" else h for h in root.handlers]
+    _HELD[os.path.abspath(out)] = held
+
+
+def snapshot_hydra_record(config) -> None:
+    """(A Hydra callback's ``on_job_start``.) The record Hydra would have written for this
+    job (what :func:`hold_hydra_outputs` held back), as its files' texts."""
+    import copy
+
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict, read_write
+
+    try:
+        out = os.path.abspath(str(HydraConfig.get().runtime.output_dir))
+    except Exception:  # noqa: BLE001 - no Hydra run: nothing held
+        return
+    held = _HELD.get(out)
+    if not held or not held["subdir"]:
+        return
+    task_cfg = copy.deepcopy(config)
+    with read_write(task_cfg), open_dict(task_cfg):
+        del task_cfg["hydra"]
+    hydra_cfg = copy.deepcopy(HydraConfig.instance().cfg)
+    with read_write(hydra_cfg.hydra), open_dict(hydra_cfg.hydra):
+        hydra_cfg.hydra.output_subdir = held["subdir"]
+        if held["job_logging"] is not None:
+            hydra_cfg.hydra.job_logging = held["job_logging"]
+    held["record"] = {
+        "config.yaml": OmegaConf.to_yaml(task_cfg),
+        "hydra.yaml": OmegaConf.to_yaml(hydra_cfg),
+        "overrides.yaml": OmegaConf.to_yaml(config.hydra.overrides.task),
+    }
+
+
+def release_hydra_outputs(output_dir) -> bool:
+    """Write what :func:`hold_hydra_outputs` held back for ``output_dir``: Hydra's record
+    (atomically) and the log records so far, after which the log file is written as
+    usual. Returns whether anything was held."""
+    import logging
+    from logging.handlers import MemoryHandler
+
+    from bridging.utils.files import atomic_write_text
+
+    held = _HELD.pop(os.path.abspath(output_dir), None)
+    if held is None:
+        return False
+    for name, text in (held.get("record") or {}).items():
+        atomic_write_text(Path(output_dir) / held["subdir"] / name, text)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, MemoryHandler) and handler.name == HELD_LOG:
+            target = handler.target
+            handler.flush()
+            root.removeHandler(handler)
+            handler.close()
+            if target is not None:
+                root.addHandler(target)
+                if isinstance(target, logging.FileHandler):  # there even when nothing is logged
+                    open(target.baseFilename, "a").close()
+    return True
+
+
 class RunDirGuard(_HydraCallback):
     """Hydra callback (``hydra.callbacks`` of conf/train.yaml) for a single run: it takes the
-    run dir's lock (:func:`lock_run_dir`) before Hydra writes there, and when the run would be
-    refused (another live run holds the dir, :func:`run_dir_problem`, a bad config value of
-    :func:`bridging.runs.train.check_run_config`) Hydra is told not to write its ``.hydra/``
-    record (it would replace the finished run's) nor its ``train.log`` there; the task then
-    refuses the run (Hydra turns a callback's exceptions into warnings, so the refusal itself
-    is the task's) and removes the dir when this run created it."""
+    run dir's lock (:func:`lock_run_dir`) before Hydra writes there, and holds Hydra's
+    ``.hydra/`` record and ``train.log`` back (:func:`hold_hydra_outputs`) until the run's
+    checks pass (:func:`commit_run_dir`); the task refuses a run that would replace a
+    finished or killed one (:func:`check_run_dir`), has a bad config value or data, and
+    removes the dir when this run created it. A refused run so changes no byte of an
+    existing run dir."""
 
     def on_run_start(self, config, **kwargs) -> None:
-        from omegaconf import OmegaConf, open_dict, read_write
-
-        from bridging.runs.train import check_run_config
+        from omegaconf import OmegaConf
 
         try:
             out = OmegaConf.select(config, "hydra.run.dir", throw_on_missing=True)
@@ -262,23 +381,12 @@ class RunDirGuard(_HydraCallback):
             out = os.path.abspath(str(out))
         except Exception:  # noqa: BLE001 - unresolvable here: the task checks it
             return
-        try:
+        with contextlib.suppress(Exception):  # the task refuses the run with it
             lock_run_dir(out)
-            problem = run_dir_problem(
-                out, config.get("ckpt_path"), bool(config.get("overwrite", False))
-            )
-            if not problem:
-                check_run_config(config)
-        except Exception as exc:  # noqa: BLE001 - the task refuses the run with it
-            problem = str(exc)
-        if problem:
-            with read_write(config.hydra), open_dict(config.hydra):
-                config.hydra.output_subdir = None
-                logging = config.hydra.get("job_logging")
-                if logging and "file" in (logging.get("handlers") or {}):
-                    del logging.handlers["file"]
-                    handlers = logging.get("root", {}).get("handlers") or []
-                    logging.root.handlers = [h for h in handlers if h != "file"]
+        hold_hydra_outputs(config, out)
+
+    def on_job_start(self, config, **kwargs) -> None:
+        snapshot_hydra_record(config)
 
 
 #: what Hydra makes for a command (bridging-eval, -predict) in this process that did not exist
@@ -305,6 +413,7 @@ class CommandDirGuard(_HydraCallback):
             return
         if not out:
             return
+        hold_hydra_outputs(config, os.path.abspath(str(out)))
         out = Path(os.path.abspath(str(out)))
         if not os.path.lexists(out):
             from bridging.utils.files import existing_ancestor
@@ -318,11 +427,22 @@ class CommandDirGuard(_HydraCallback):
             if name and not os.path.lexists(out / name):
                 _CREATED.append(str(out / name))
 
+    def on_job_start(self, config, **kwargs) -> None:
+        snapshot_hydra_record(config)
+
 
 def discard_created_dirs(failed: bool = True) -> list[str]:
     """After a command failed (``failed``): remove what Hydra made for it in this process
-    (see :class:`CommandDirGuard`; a new parent only when nothing else is in it by then);
-    otherwise only forget it. Returns the removed paths."""
+    (see :class:`CommandDirGuard`; a new parent only when nothing else is in it by then) and
+    drop the Hydra record and log it held back (:func:`hold_hydra_outputs`) and the old run
+    an ``overwrite=true`` would have removed; after it succeeded, write what it held back.
+    Returns the removed paths."""
+    for key in list(_HELD):
+        if failed:
+            _HELD.pop(key)
+        else:
+            release_hydra_outputs(key)
+    _PENDING.clear()
     removed = []
     for i, path in enumerate(_CREATED if failed else []):
         if os.path.islink(path) or not os.path.lexists(path):
@@ -343,6 +463,9 @@ def discard_created_dirs(failed: bool = True) -> list[str]:
 
 __all__ = [
     "CommandDirGuard",
+    "commit_run_dir",
+    "hold_hydra_outputs",
+    "release_hydra_outputs",
     "discard_created_dirs",
     "RunDirError",
     "RunDirGuard",

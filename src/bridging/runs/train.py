@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins import Precision
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
@@ -120,6 +121,57 @@ def resolve_resume(ckpt_path, output_dir: Path):
 KEEP_CHECKPOINTS = ("best_weights", "full")
 #: the parts of a Lightning checkpoint that only resuming needs
 TRAINING_STATE_KEYS = ("optimizer_states", "lr_schedulers", "callbacks", "bridging_rng")
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, resumable from a copied or moved run dir.
+
+    Lightning restores the best score, the best-k files and the last file only when the
+    checkpoint dir is the one recorded in the checkpoint; in a copied or moved run dir it
+    keeps nothing but the old best path, and the first epoch after the resume becomes the
+    best. Here a recorded path under the recorded dir whose file is at the same place under
+    this callback's dir is moved there first, so the resume continues as it would in place.
+    When the files are not there (a checkpoint of another dir given as ``ckpt_path``),
+    Lightning's behaviour stays: the score is not restored, and the first epoch's checkpoint
+    is this dir's best. Its state is saved under ModelCheckpoint's key, so checkpoints
+    written with Lightning's class resume with this one and the other way round."""
+
+    def _generate_state_key(self, **kwargs) -> str:
+        return f"{ModelCheckpoint.__qualname__}{kwargs!r}"
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        recorded = state_dict.get("dirpath")
+        if recorded and self.dirpath and os.path.realpath(recorded) != self.dirpath:
+            moved = relocated_state(state_dict, recorded, self.dirpath)
+            if moved is not None:
+                state_dict = moved
+        super().load_state_dict(state_dict)
+
+
+def relocated_state(state: dict, old_dir: str, new_dir: str) -> dict | None:
+    """A ModelCheckpoint state with its paths under ``old_dir`` moved to ``new_dir`` (and
+    ``dirpath`` set to it), or None when a recorded file is not at its new place."""
+    old_dir = os.path.realpath(old_dir)
+
+    def move(path):
+        if not path:
+            return path
+        rel = os.path.relpath(os.path.realpath(path), old_dir)
+        new = os.path.join(new_dir, rel)
+        if rel.startswith(os.pardir) or not os.path.isfile(new):
+            raise LookupError(path)
+        return new
+
+    try:
+        out = dict(state, dirpath=new_dir)
+        for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+            if key in state:
+                out[key] = move(state[key])
+        if isinstance(state.get("best_k_models"), dict):
+            out["best_k_models"] = {move(p): v for p, v in state["best_k_models"].items()}
+    except LookupError:
+        return None
+    return out
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -227,35 +279,43 @@ def check_run_config(cfg) -> None:
 
 
 def start_run(cfg: DictConfig, output_dir: Path) -> dict:
-    """The run dir exists, its resolved ``config.yaml`` is written (rank 0), the seed is set.
-    Returns the resolved config."""
+    """The config's values are checked, the run dir exists, the seed is set; nothing is
+    written into the dir before :func:`commit_run`. Returns the resolved config."""
     check_run_config(cfg)  # bad values fail before any work
     output_dir.mkdir(parents=True, exist_ok=True)
     resolved = to_container(cfg)
-    if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:
-        atomic_write_text(output_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
     pl.seed_everything(int(cfg.seed), workers=True)
     if cfg.get("deterministic"):
         torch.use_deterministic_algorithms(True, warn_only=True)
     return resolved
 
 
+def commit_run(output_dir: Path, resolved: dict) -> None:
+    """The run's checks passed: from here on it writes its dir. What ``overwrite=true``
+    replaces goes, Hydra's held-back record and log are written
+    (:func:`bridging.runs.rundir.commit_run_dir`), then the resolved ``config.yaml``
+    (rank 0). A run refused before this point has changed no byte of its dir."""
+    from bridging.runs.rundir import commit_run_dir
+
+    commit_run_dir(output_dir)
+    if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:
+        atomic_write_text(output_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
+
+
 def fit_and_test(
     cfg: DictConfig, recipe, datamodule, output_dir: Path, resolved: dict
 ) -> FitResult:
-    """Fit ``recipe`` (resuming from ``cfg.ckpt_path`` when given) at the run's
-    ``trainer.precision``, then validate and test it at its best dev checkpoint in float32."""
+    """Fit ``recipe`` (resuming from ``cfg.ckpt_path`` when given: checked by
+    :func:`bridging.runs.experiment.train` before) at the run's ``trainer.precision``, then
+    validate and test it at its best dev checkpoint in float32."""
     resume = resolve_resume(cfg.get("ckpt_path"), output_dir)
-    if resume is not None:  # a readable bridging checkpoint of this model on data of its sizes
-        from bridging.recipes import check_resume
-
-        check_resume(resume, recipe)
     trainer = build_trainer(
         cfg, output_dir, resume_from=Path(resume).parent.parent if resume else None
     )
     from bridging.runs.memory import check_memory
 
     check_memory(recipe, datamodule, str(trainer.strategy.root_device), training=True)
+    commit_run(output_dir, resolved)
     facts = datamodule.facts
     for lg in wandb_loggers(trainer):
         from bridging.runs.tracking import remember_run_id
