@@ -112,8 +112,10 @@ def test_hydra_record_onto_a_full_disk_names_the_run_dir(tmp_path):
     )
     assert code == 2
     line = one_error(err, "bridging-train")
-    assert line.startswith(f"bridging-train: error: {mnt / 'run'}: cannot write it: ")
-    assert "no space left on device" in line and "hydra.run.dir" in line
+    # the record is written once every check has passed (a refused run changes no byte of a
+    # run dir): the line names the record's file in the run dir
+    assert line.startswith(f"bridging-train: error: {mnt / 'run' / '.hydra'}/")
+    assert ": cannot write it: no space left on device" in line and "write elsewhere" in line
     assert shown.split() == ["end"]
 
 

@@ -206,8 +206,9 @@ def test_meld_file_and_bad_fold_options_are_refused(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        "bridging-reproduce: error: <synthetic>: data.fold=3: session 4 has no dialogue "
-        "(sessions present: [1, 2, 3, 5]); loso needs all of Ses01..Ses05"
+        "bridging-reproduce: error: <synthetic>: data.fold=1: session 4 has no dialogue "
+        "(sessions present: [1, 2, 3, 5]); loso needs all of Ses01..Ses05 (every fold "
+        "trains on three of them)"
     ]
     assert not out.exists()
     for bad in (["--protocol", "paper", "--folds", "1"], ["--protocol", "loso", "--folds", "6"],

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import RGCNConv, TransformerConv
 
+import bridging.utils.pyg as pyg
 from bridging.models.widen import widen
-from bridging.utils import pyg
 
 pyg.install()  # PyG's generated modules under bridging's cache, not the temporary folder
 

@@ -174,12 +174,19 @@ def data_protocol(data) -> tuple[str, int | None, str | None]:
 
 
 def _data_label(data, with_fold: bool = True) -> str:
-    """A short name of the data a run used: the file (or format) and its utterance count;
+    """A short name of the data a run used: the file (or format; for synthetic data its
+    preset), the first 8 hex digits of its content fingerprint, and its utterance count;
     under ``loso`` the protocol, the dev rule unless the default (next_session) and, with
     ``with_fold``, the fold (runs of different folds are different data, not seeds of one)."""
     if not isinstance(data, dict):
         return ""
     name = Path(data["path"]).name if data.get("path") else str(data.get("format") or "")
+    synthetic = data.get("synthetic")
+    if isinstance(synthetic, dict) and synthetic.get("preset"):
+        name += f" {synthetic['preset']}"
+    fingerprint = data.get("fingerprint")
+    if isinstance(fingerprint, str) and fingerprint:
+        name += f" #{fingerprint[:8]}"  # the corpus's content (Corpus.fingerprint)
     n = 0
     for s in (data.get("splits") or {}).values():
         if isinstance(s, dict) and isinstance(s.get("utterances"), int):

@@ -16,9 +16,11 @@ reported modality ablation on IEMOCAP 4-way.
 Nothing judged by the report enters here: no distillation, masking or dropout run, and no
 leave-one-session-out fold.
 
-The command is resumable: every run has its own dir under ``OUT/<corpus tag>/<subset>/
-seed<s>/``; a run with a ``metrics.json`` is finished and read back, an unfinished one is
-replaced. Runs go to ``--jobs`` worker processes of ``--threads`` torch threads each.
+The command is resumable: every run has its own dir under ``OUT/<tag>/<subset>/seed<s>/``,
+the tag naming the corpus's content fingerprint, the epochs and any extra overrides (so the
+same corpus reuses its runs however its parameters were given); a run with a
+``metrics.json`` is finished and read back, an unfinished one is replaced. Runs go to
+``--jobs`` worker processes of ``--threads`` torch threads each.
 """
 
 from __future__ import annotations
@@ -84,9 +86,21 @@ def corpus_overrides(preset: str, params: CorpusParams | None = None) -> list[st
     return out
 
 
-def corpus_tag(overrides: list[str]) -> str:
-    """A short, stable name for a corpus's overrides (the folder of its runs)."""
-    return hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:12]
+def corpus_tag(parts: list[str]) -> str:
+    """A short, stable name for the runs' settings (the folder of its runs)."""
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+def corpus_fingerprint(preset: str = "iemocap", params: CorpusParams | None = None) -> str:
+    """The content fingerprint of the corpus ``data=synthetic`` makes from ``params`` (the
+    default shape, iemocap_4): runs are filed under it, so the same corpus however its
+    parameters were spelt (a preset's defaults, or ``--set``) reuses the same runs."""
+    from bridging.data.synthetic.iemocap import generate
+
+    corpus, _ = generate(
+        params=params or preset_params(preset), preset=preset, label_set="iemocap_4"
+    )
+    return corpus.fingerprint()
 
 
 @dataclass
@@ -172,12 +186,11 @@ def measure(
 ) -> dict[str, Row]:
     """Train (or read back) bridging's COGMEN on every subset and seed; the rows."""
     corpus = corpus_overrides(preset, params)
-    tag = corpus_tag([*corpus, f"epochs={epochs}", *extra])
-    root = Path(out) / tag
+    fingerprint = corpus_fingerprint(preset, params)
+    root = Path(out) / corpus_tag([fingerprint, f"epochs={epochs}", *extra])
     root.mkdir(parents=True, exist_ok=True)
-    (root / "corpus.json").write_text(
-        json.dumps({"overrides": corpus, "epochs": epochs, "extra": list(extra)}, indent=1)
-    )
+    record = {"fingerprint": fingerprint, "overrides": corpus, "epochs": epochs}
+    (root / "corpus.json").write_text(json.dumps({**record, "extra": list(extra)}, indent=1))
     results: dict[str, dict] = {sub: {} for sub in subsets}
     todo = []
     for sub in subsets:
@@ -264,6 +277,7 @@ __all__ = [
     "SEEDS",
     "SETTINGS",
     "Row",
+    "corpus_fingerprint",
     "corpus_overrides",
     "corpus_tag",
     "fit_strengths",

@@ -87,8 +87,9 @@ class CorpusParams(FeatureParams):
     the feature knobs of :class:`~bridging.data.synthetic.common.FeatureParams` (first in
     :meth:`to_dict`), then its own.
 
-    Values are those fitted by ``bridging-data calibrate --fit`` (seed 0) to the facts listed
-    in docs/synthetic.md; ``independent`` differs only in ``redundancy``.
+    Values are those fitted by ``bridging-data calibrate --fit`` (seed 0) and ``--fit
+    --cogmen`` to the facts listed in docs/synthetic.md; ``independent`` differs only in
+    ``redundancy``; ``iemocap_v1`` (:data:`IEMOCAP_V1`) is the default until 2026-12-07.
     """
 
     #: probability that the next turn is the other speaker's
@@ -117,9 +118,15 @@ class CorpusParams(FeatureParams):
     annotator_memory: float = 0.7704
     #: how much of the expressed affect every modality shares (1: all, 0: none)
     redundancy: float = 0.8
-    #: the feature knobs whose defaults differ from FeatureParams'
-    strength: dict = field(default_factory=lambda: {"a": 0.92, "t": 5.5, "v": 1.19})
+    #: the feature knobs whose defaults differ from FeatureParams': the audio and video
+    #: strengths fitted so that bridging's COGMEN meets COGMEN's a and v figures, text's by
+    #: the probe; the per-actor audio and video baselines assumptions bounded by COGMEN's a
+    #: and v rows (their spread over seeds) and the actor probe (docs/synthetic.md, "The
+    #: actor terms")
+    strength: dict = field(default_factory=lambda: {"a": 0.4, "t": 5.5, "v": 1.12})
+    audio_speaker_sd: float = 0.15
     audio_hetero: float = 0.6
+    video_speaker_sd: float = 0.1
 
     def to_dict(self) -> dict:
         return asdict(self)
