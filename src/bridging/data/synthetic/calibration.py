@@ -735,12 +735,14 @@ def markdown(
         head += COGMEN_INTRO + cogmen_table(cogmen) + "\n\n" + PROBE_INTRO
     outside = [f.name for f in facts if f.ok is False]
     if outside:
-        head += (
-            "Outside the band: " + ", ".join(outside) + ". The probe gains little or nothing "
-            "from adding modalities to text (at, tv, atv), while COGMEN gains 3 points on "
-            "atv: a limit of the probe or of the generator's redundancy (0.8, not fitted), "
-            "left as measured.\n\n"
-        )
+        head += "Outside the band: " + ", ".join(outside) + ", left as measured."
+        if any(f.name.startswith("probe test wF1") for f in facts if f.ok is False):
+            head += (
+                " The probe rows are the second instrument: where a probe row and a COGMEN "
+                "row disagree, the COGMEN row is the one fitted (it measures the model the "
+                "report judges), and the probe row is reported as it comes out."
+            )
+        head += "\n\n"
     pars = "\n".join(f"- `{k}`: {v}" for k, v in params.to_dict().items())
     return (
         DOC_INTRO
