@@ -19,8 +19,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from bridging.data.batch import DialogueBatch
+from bridging.data.normalize import Normalization, check_mode
 from bridging.data.protocols import Protocol, sessions_of
 from bridging.data.records import IGNORE_INDEX, Corpus, DataError, Dialogue, ordered_modalities
+from bridging.data.speakers import split_actor_ids
 
 SPLITS = ("train", "dev", "test")
 
@@ -43,6 +45,9 @@ class DatasetFacts:
     protocol: str = "paper"
     fold: int | None = None
     dev_rule: str = "source"
+    #: feature normalisation and its training statistics (:mod:`bridging.data.normalize`;
+    #: checkpoints made before it existed: none)
+    normalization: dict = field(default_factory=lambda: {"mode": "none", "prior": 1.0})
 
     @property
     def n_classes(self) -> int:
@@ -70,9 +75,11 @@ class DatasetFacts:
 
 
 class SplitTensors:
-    """One split as padded tensors; ``batch(index)`` builds a DialogueBatch."""
+    """One split as padded tensors; ``batch(index)`` builds a DialogueBatch.
+    ``speaker_names``: the corpus's names of the speaker codes, for the actor ids
+    (:mod:`bridging.data.speakers`)."""
 
-    def __init__(self, dialogues: list[Dialogue], modalities: list[str]):
+    def __init__(self, dialogues: list[Dialogue], modalities: list[str], speaker_names=("M", "F")):
         n = len(dialogues)
         lengths = np.fromiter((len(d) for d in dialogues), dtype=np.int64, count=n)
         t_max = int(lengths.max()) if n else 0
@@ -86,6 +93,10 @@ class SplitTensors:
         self.speakers[dlg, pos] = torch.from_numpy(np.concatenate([d.speakers for d in dialogues]))
         self.labels = torch.full((n, t_max), IGNORE_INDEX, dtype=torch.long)
         self.labels[dlg, pos] = torch.from_numpy(np.concatenate([d.labels for d in dialogues]))
+        # speaker ids across the split's dialogues (IEMOCAP: actor = session + gender)
+        ids, self.actor_names = split_actor_ids(dialogues, speaker_names)
+        self.actors = torch.full((n, t_max), -1, dtype=torch.long)
+        self.actors[dlg, pos] = torch.from_numpy(np.concatenate(ids))
         self.features: dict[str, torch.Tensor] = {}
         for m in modalities:
             flat = np.concatenate([d.features[m] for d in dialogues]).astype(np.float32, copy=False)
@@ -155,6 +166,13 @@ class IEMOCAPDataModule(pl.LightningDataModule):
         protocol: ``paper`` (the source's splits) or ``loso`` (leave one IEMOCAP session
             out, with ``fold`` 1..5 the test session); ``dev``: ``auto``, ``next_session`` or
             ``within_train`` (loso only). See :mod:`bridging.data.protocols`.
+        normalize: feature normalisation, ``none`` (default, COGMEN's), ``global``,
+            ``speaker`` (transductive: a test speaker's statistics come from its unlabelled
+            test features) or ``online`` (causal, per speaker over the conversation so far);
+            ``normalize_prior``: pseudo-utterances at the training statistics in every
+            per-speaker estimate. See :mod:`bridging.data.normalize`.
+        normalization: a fitted state (a checkpoint's ``facts.normalization``) to apply
+            instead of fitting on the training split: how eval and predict reuse a model's.
     """
 
     def __init__(
@@ -174,6 +192,9 @@ class IEMOCAPDataModule(pl.LightningDataModule):
         protocol: str = "paper",
         fold: int | None = None,
         dev: str = "auto",
+        normalize: str = "none",
+        normalize_prior: float = 1.0,
+        normalization: dict | None = None,
     ):
         super().__init__()
         self.path = path
@@ -190,6 +211,21 @@ class IEMOCAPDataModule(pl.LightningDataModule):
         self.max_speakers = None if max_speakers is None else int(max_speakers)
         where = path or (corpus.where() if corpus is not None else "<synthetic>")
         self.protocol = Protocol.from_config(protocol, fold, dev, where=str(where))
+        if normalization is not None:
+            self.given_normalization: Normalization | None = Normalization.from_dict(
+                dict(normalization), where=str(where)
+            )
+            self.normalize, self.normalize_prior = (
+                self.given_normalization.mode,
+                self.given_normalization.prior,
+            )
+        else:
+            self.given_normalization = None
+            self.normalize, self.normalize_prior = check_mode(
+                normalize, normalize_prior, where=str(where)
+            )
+        #: the normalisation applied to the features (fitted or given), after setup
+        self.normalization: Normalization | None = None
         self.splits: dict[str, SplitTensors] = {}
         self._facts: DatasetFacts | None = None
         #: the loaded corpus's content fingerprint (:meth:`Corpus.fingerprint`), before the
@@ -244,10 +280,11 @@ class IEMOCAPDataModule(pl.LightningDataModule):
         validate_corpus(corpus, self.modalities)
         self.corpus = corpus
         self.splits = {
-            name: SplitTensors(dialogues, self.modalities)
+            name: SplitTensors(dialogues, self.modalities, corpus.speaker_names)
             for name, dialogues in corpus.splits.items()
             if dialogues
         }
+        self._normalize(corpus)
         train = self.splits["train"]
         counts = torch.bincount(
             train.labels[train.labels != IGNORE_INDEX], minlength=len(corpus.label_names)
@@ -263,8 +300,34 @@ class IEMOCAPDataModule(pl.LightningDataModule):
             source_format=corpus.source_format,
             path=corpus.path,
             extractors=dict(corpus.extractors),
+            normalization=self.normalization.to_dict(),
             **self.protocol.describe(),
         )
+
+    def _normalize(self, corpus: Corpus) -> None:
+        """Fit (on the training split's real utterances) or take the normalisation, and
+        apply it to every split's features."""
+        if self.given_normalization is not None:
+            norm = self.given_normalization
+        else:
+            train = self.splits.get("train")
+            feats = {}
+            if train is not None and self.normalize != "none":
+                valid = torch.arange(train.labels.shape[1])[None, :] < train.lengths[:, None]
+                feats = {m: f[valid].numpy() for m, f in train.features.items()}
+            norm = Normalization.fit(self.normalize, self.normalize_prior, feats)
+        self.normalization = norm
+        if not norm.active:
+            return
+        for split in self.splits.values():
+            split.features = norm.apply_padded(
+                split.features,
+                split.lengths,
+                split.speakers,
+                corpus.n_speakers,
+                actors=split.actors if norm.mode == "speaker" else None,
+                where=corpus.where(),
+            )
 
     def add_modalities(self, needed) -> list[str]:
         """Also load ``needed`` modalities (e.g. a teacher's besides its student's); the
@@ -310,6 +373,7 @@ class IEMOCAPDataModule(pl.LightningDataModule):
             given = OmegaConf.to_container(OmegaConf.create(dict(self.synthetic)))
             out["synthetic"] = {"preset": DEFAULT_PRESET, "seed": 0, **given}
         out.update(self.protocol.describe())
+        out["normalize"] = self.normalization.describe() if self.normalization else "none"
         for name, split in self.splits.items():
             labels = split.labels[split.labels != IGNORE_INDEX]
             counts = torch.bincount(labels, minlength=self.facts.n_classes).tolist()

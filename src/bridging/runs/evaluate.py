@@ -5,6 +5,7 @@ model, the teacher's figures and the student-teacher agreement of a distilled st
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -19,6 +20,8 @@ from bridging.runs.identity import check_overlap
 from bridging.runs.memory import check_memory
 from bridging.runs.outputs import eval_metrics, write_run
 from bridging.utils.files import atomic_write_csv, check_output_path
+
+log = logging.getLogger(__name__)
 
 #: what marks a training run's dir (bridging-train writes them; eval outputs lack "experiment")
 RUN_MARKERS = ("checkpoints", "config.yaml")
@@ -75,6 +78,18 @@ def datamodule_for(recipe, data_cfg: dict | None, keep, batch_size: int | None =
         )
     cfg.setdefault("_target_", "bridging.data.datamodule.IEMOCAPDataModule")
     cfg["modalities"] = list(keep)
+    # the model's own normalisation and training statistics (docs/normalization.md)
+    state = dict(recipe.facts.normalization or {"mode": "none"})
+    asked = cfg.pop("normalize", None)
+    cfg.pop("normalize_prior", None)
+    if asked not in (None, "none", state.get("mode")):
+        log.warning(
+            "data.normalize=%s ignored: the model reads its features with its own "
+            "normalisation (%s), stored in its checkpoint",
+            asked,
+            state.get("mode"),
+        )
+    cfg["normalization"] = state
     if batch_size:
         cfg["batch_size"] = cfg["eval_batch_size"] = int(batch_size)
     dm = instantiate(cfg, _convert_="all")

@@ -64,6 +64,8 @@ def binding_summary(datamodule) -> dict:
         "protocol": facts.protocol,
         "fold": facts.fold,
         "dev_rule": facts.dev_rule,
+        "normalize": (facts.normalization or {}).get("mode", "none"),
+        "normalize_prior": float((facts.normalization or {}).get("prior", 1.0)),
     }
 
 
@@ -84,7 +86,13 @@ def _facts_binding(ckpt: dict) -> dict:
         "protocol": facts.get("protocol", "paper"),
         "fold": facts.get("fold"),
         "dev_rule": facts.get("dev_rule", "source"),
+        "normalize": (facts.get("normalization") or {}).get("mode", "none"),
+        "normalize_prior": float((facts.get("normalization") or {}).get("prior", 1.0)),
     }
+
+
+#: binding values of runs recorded before the key existed
+BINDING_DEFAULTS = {"normalize": "none", "normalize_prior": 1.0}
 
 
 def _short(fingerprint) -> str:
@@ -110,12 +118,13 @@ def binding_mismatch(trained: dict, asked: dict, content: bool = True) -> str | 
         ("protocol", "data.protocol", "protocol "),
         ("fold", "data.fold", "fold "),
         ("dev_rule", "data.dev", "dev rule "),
+        ("normalize", "data.normalize", "normalisation "),
+        ("normalize_prior", "data.normalize_prior", "prior "),
     ):
-        if trained.get(key) != asked.get(key):
-            return (
-                f"{field}: the run was trained with {what}{trained.get(key)}, this resume asks "
-                f"for {asked.get(key)}"
-            )
+        old = trained.get(key, BINDING_DEFAULTS.get(key))
+        new = asked.get(key, BINDING_DEFAULTS.get(key))
+        if old != new:
+            return f"{field}: the run was trained with {what}{old}, this resume asks for {new}"
     if not content:
         return None
     if trained.get("fingerprint") and trained["fingerprint"] != asked.get("fingerprint"):
@@ -156,6 +165,14 @@ def check_resume_identity(resume, cfg, datamodule, output_dir) -> dict:
     problem = binding_mismatch(trained, asked)
     if problem:
         raise DataError(f"{where}: {problem}")
+    from bridging.data.normalize import Normalization
+
+    stored = Normalization.from_dict(ckpt["hyper_parameters"]["facts"].get("normalization"), where)
+    if not stored.same_as(datamodule.normalization, facts.modalities):
+        raise DataError(
+            f"{where}: facts.normalization: the run's training statistics differ from those "
+            "fitted on this resume's training split: resume on the data the run was trained on"
+        )
     done = int(ckpt.get("epoch", -1)) + 1
     wanted = (cfg.get("trainer") or {}).get("max_epochs")
     if isinstance(wanted, int) and wanted != -1 and wanted < done:

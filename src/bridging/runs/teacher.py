@@ -212,6 +212,22 @@ def attach_teacher(
             f"teacher {student.teacher_info.get('ckpt_path')}: feature sizes (teacher, data) "
             f"differ: {bad}"
         )
+    from bridging.data.normalize import Normalization
+
+    theirs = Normalization.from_dict(teacher.facts.normalization, "teacher")
+    ours = datamodule.normalization
+    if not theirs.same_as(ours, teacher.modalities):
+        what = (
+            f"data.normalize={theirs.mode} (prior {theirs.prior:g})"
+            if (theirs.mode, theirs.prior) != (ours.mode, ours.prior)
+            else "the same mode with training statistics fitted on other data"
+        )
+        raise DataError(
+            f"teacher {student.teacher_info.get('ckpt_path')}: facts.normalization: the "
+            f"teacher was trained with {what}, this student's data has "
+            f"data.normalize={ours.mode} (prior {ours.prior:g}): a teacher reads the features "
+            "as it was trained; train the student with the teacher's normalisation"
+        )
     if student.cache_on and student.teacher_info["batch_independent"]:
         student.fill_cache(datamodule.split("train"))
     return student

@@ -22,6 +22,11 @@ ONNX through onnxruntime). Dialogue length T is dynamic in both exports. The fea
 extractor (openSMILE, HuBERT) is not part of the exported graph: the sidecar JSON
 ``<file>.json`` holds its spec, the label names and the speaker names, and the ONNX file
 carries the same JSON in its metadata (key ``bridging``).
+
+A model trained with ``data.normalize`` other than ``none`` carries its normalisation in the
+graph (:class:`bridging.data.normalize.DialogueNormalizer`, first): ``global`` with the
+training statistics, ``speaker`` pooled over the given dialogue's utterances of each
+speaker, ``online`` causal; the input ``x`` is the raw features.
 """
 
 from __future__ import annotations
@@ -78,9 +83,12 @@ class DenseCOGMEN(nn.Module):
         audio_slice: tuple[int, int] | None = None,
         wp: int | None = None,
         wf: int | None = None,
+        normalizer: nn.Module | None = None,
     ):
         super().__init__()
         model = model.eval()
+        #: the model's feature normalisation of the audio (bridging.data.normalize), or None
+        self.normalizer = normalizer
         self.input_size = model.input_size
         lo, hi = audio_slice if audio_slice is not None else (0, model.input_size)
         self.a_lo, self.a_hi = int(lo), int(hi)
@@ -127,6 +135,8 @@ class DenseCOGMEN(nn.Module):
         return ok, rel
 
     def forward(self, x: Tensor, speakers: Tensor) -> Tensor:
+        if self.normalizer is not None:
+            x = self.normalizer(x, speakers.long())
         x = x[0]
         spk = speakers[0]
         if self.a_lo != 0 or self.a_hi != self.input_size:
@@ -198,8 +208,12 @@ def audio_slice(recipe) -> tuple[int, int]:
 
 def dense_speech_model(recipe, wp: int | None = None, wf: int | None = None) -> DenseCOGMEN:
     """A detached DenseCOGMEN (a deep copy, eval mode) taking audio features only."""
+    from bridging.data.normalize import Normalization
+
     model = copy.deepcopy(recipe.model).eval().cpu()
-    return DenseCOGMEN(model, audio_slice(recipe), wp=wp, wf=wf).eval()
+    norm = Normalization.from_dict(recipe.facts.normalization, "checkpoint")
+    normalizer = norm.module("a", model.n_speakers) if norm.active else None
+    return DenseCOGMEN(model, audio_slice(recipe), wp=wp, wf=wf, normalizer=normalizer).eval()
 
 
 def example_inputs(dim: int, t: int = 7, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -220,6 +234,7 @@ def export_metadata(recipe, dense: DenseCOGMEN, fmt: str) -> dict:
         "wp": dense.wp,
         "wf": dense.wf,
         "extractor": (facts.extractors or {}).get("a"),
+        "normalize": (facts.normalization or {}).get("mode", "none"),
         "checkpoint": getattr(recipe, "checkpoint_path", None),
     }
 
@@ -301,13 +316,20 @@ def _write_onnx(dense, example, meta: dict, tmp, opset: int) -> None:
 
 def reference_log_probs(recipe, x: Tensor, speakers: Tensor, wp=None, wf=None) -> Tensor:
     """The PyTorch model's speech-only log-probabilities [T, C] for one dialogue
-    (x [1, T, D_a], speakers [1, T]), the other modalities zeroed."""
+    (x [1, T, D_a], speakers [1, T]), the other modalities zeroed; the features normalised
+    as the model's data (:meth:`bridging.data.normalize.Normalization.apply_padded`)."""
     from bridging.data.batch import DialogueBatch
+    from bridging.data.normalize import Normalization
     from bridging.speech.inference import graph_window
 
     t = x.shape[1]
+    x = x.float()
+    norm = Normalization.from_dict(recipe.facts.normalization, "checkpoint")
+    if norm.active:
+        n_spk = recipe.model.n_speakers
+        x = norm.apply_padded({"a": x}, torch.tensor([t]), speakers.long(), n_spk)["a"]
     batch = DialogueBatch(
-        features={"a": x.float()},
+        features={"a": x},
         lengths=torch.tensor([t]),
         speakers=speakers.long(),
         labels=torch.full((1, t), -100, dtype=torch.long),

@@ -174,6 +174,13 @@ class SpeechModel:
 
     def _run(self, x: torch.Tensor, lengths: torch.Tensor, speakers: torch.Tensor):
         b, t = speakers.shape
+        from bridging.data.normalize import Normalization
+
+        # the model's normalisation (docs/normalization.md): speaker statistics pool each
+        # row's (dialogue's or prefix's) utterances of a speaker; online is causal
+        norm = Normalization.from_dict(self.facts.normalization, "checkpoint")
+        if norm.active:
+            x = norm.apply_padded({"a": x}, lengths, speakers, self.facts.n_speakers)["a"]
         batch = DialogueBatch(
             features={"a": x},
             lengths=lengths,
