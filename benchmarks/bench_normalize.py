@@ -1,0 +1,292 @@
+"""Speaker-wise normalisation measured (issue 30): audio-only and masked COGMEN under
+leave-one-session-out with ``data.normalize`` none / global / speaker / online, and the cost
+of normalising at inference.
+
+    python benchmarks/bench_normalize.py --out outputs/normalize \
+        [--reuse-none outputs/reproduce/<loso dir>] [--jobs 2 --threads 1] \
+        [--markdown docs/results/normalization.md]
+
+Each run is ``bridging-train experiment=<e> experiment_name=<e> seed=0 data.protocol=loso
+data.fold=<k> data.normalize=<mode>`` with the comparison's settings (55 epochs, csv logger,
+``bridging-reproduce``'s common overrides), in ``<out>/<e>/<mode>/fold<k>``; a finished run
+(its metrics.json) is kept, so the command resumes. ``--reuse-none DIR`` takes the ``none``
+rows from a loso ``bridging-reproduce`` output (the same runs: ``DIR/<e>/fold<k>/seed0``),
+after checking that their config is this one's.
+
+Per run: the test wF1 (speech only: the masked model is evaluated on audio) and the wF1 of
+each test actor (IEMOCAP actor = session + gender, :mod:`bridging.data.speakers`; under loso
+each of the 10 actors is a test speaker once). Nothing here is fitted or selected on these
+figures: the modes are the options as documented, the default stays ``none``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+EXPERIMENTS = ("audio_only", "masked")
+MODES = ("none", "global", "speaker", "online")
+FOLDS = (1, 2, 3, 4, 5)
+
+
+def overrides(exp: str, mode: str, fold: int, epochs: int) -> list[str]:
+    return [
+        f"experiment={exp}",
+        f"experiment_name={exp}",
+        "seed=0",
+        f"trainer.max_epochs={epochs}",
+        "logger=csv",
+        "trainer.enable_progress_bar=false",
+        "data.label_set=iemocap_4",
+        "data.protocol=loso",
+        f"data.fold={fold}",
+        f"data.normalize={mode}",
+    ]
+
+
+def train_bin() -> str:
+    here = Path(sys.executable).parent / "bridging-train"
+    return str(here) if here.exists() else "bridging-train"
+
+
+def run_one(args, exp, mode, fold) -> Path:
+    out = Path(args.out) / exp / mode / f"fold{fold}"
+    if (out / "metrics.json").is_file():
+        return out
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "WANDB_MODE": "disabled"}
+    cmd = [train_bin(), *overrides(exp, mode, fold, args.epochs), f"hydra.run.dir={out}"]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
+        raise SystemExit(f"bench_normalize: error: {out}: training failed: {tail}")
+    print(f"  {exp}/{mode}/fold{fold}: {time.perf_counter() - t0:.0f} s", flush=True)
+    return out
+
+
+def reused(args, exp, fold) -> Path | None:
+    """The none run of a loso reproduce output, if its config is this benchmark's."""
+    if not args.reuse_none:
+        return None
+    run = Path(args.reuse_none) / exp / f"fold{fold}" / "seed0"
+    if not (run / "metrics.json").is_file():
+        return None
+    import yaml
+
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    data = cfg.get("data") or {}
+    same = (
+        cfg.get("seed") == 0
+        and (cfg.get("trainer") or {}).get("max_epochs") == args.epochs
+        and data.get("protocol") == "loso"
+        and data.get("fold") == fold
+        and data.get("normalize", "none") == "none"
+        and data.get("path") is None
+    )
+    if not same:
+        raise SystemExit(f"bench_normalize: error: {run}: config.yaml: not this benchmark's run")
+    return run
+
+
+def actor_map(fold: int) -> dict[tuple[str, int], str]:
+    """(dialogue id, utterance index) -> actor key of the default corpus's loso fold test."""
+    from bridging.data.datamodule import IEMOCAPDataModule
+    from bridging.data.speakers import actor_keys
+
+    dm = IEMOCAPDataModule(modalities=["a"], protocol="loso", fold=fold)
+    dm.setup()
+    out = {}
+    for d in dm.corpus.splits["test"]:
+        for i, key in enumerate(actor_keys(d.id, d.speakers, dm.corpus.speaker_names)):
+            out[(d.id, i)] = key
+    return out
+
+
+def per_actor(run: Path, actors: dict) -> dict[str, float]:
+    from bridging.data.predictions import Predictions, confusion_matrix, f1_scores
+
+    p = Predictions.load(run / "test_predictions.npz")
+    keys = np.asarray([actors[(d, int(i))] for d, i in zip(p.dialogue_id, p.utterance_index)])
+    out = {}
+    for a in sorted(set(keys)):
+        sel = keys == a
+        c = confusion_matrix(p.gold[sel], p.pred[sel], p.n_classes)
+        out[a] = 100 * float(f1_scores(c)["wf1"])
+    return out
+
+
+def inference_cost(reps: int = 200) -> list[dict]:
+    """Milliseconds to normalise: a whole loso test split (fold 1, audio), and one
+    50-utterance dialogue as the exported graph and predict-audio do it."""
+    import torch
+
+    from bridging.data.datamodule import IEMOCAPDataModule
+    from bridging.data.normalize import Normalization
+
+    torch.set_num_threads(1)
+    dm = IEMOCAPDataModule(modalities=["a"], protocol="loso", fold=1)
+    dm.setup()
+    tr, te = dm.split("train"), dm.split("test")
+    valid = torch.arange(tr.labels.shape[1])[None, :] < tr.lengths[:, None]
+    feats = {"a": tr.features["a"][valid].numpy()}
+    rows = []
+    x = torch.randn(1, 50, feats["a"].shape[1])
+    spk = torch.randint(0, 2, (1, 50))
+    for mode in MODES[1:]:
+        norm = Normalization.fit(mode, 1.0, feats)
+        actors = te.actors if mode == "speaker" else None
+        t0 = time.perf_counter()
+        for _ in range(5):
+            norm.apply_padded(te.features, te.lengths, te.speakers, 2, actors=actors)
+        split_ms = (time.perf_counter() - t0) / 5 * 1000
+        module = norm.module("a", 2)
+        with torch.no_grad():
+            module(x, spk)
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                module(x, spk)
+        dlg_ms = (time.perf_counter() - t0) / reps * 1000
+        rows.append(
+            {
+                "mode": mode,
+                "split_ms": split_ms,
+                "split_utterances": te.n_utterances,
+                "dialogue_ms": dlg_ms,
+                "dim": int(x.shape[-1]),
+            }
+        )
+    return rows
+
+
+def ci95(values) -> tuple[float, float]:
+    """Mean and the half-width of a t-interval (95%) over the folds."""
+    v = np.asarray(values, dtype=float)
+    t = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78}.get(len(v), 1.96)
+    half = t * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
+    return float(v.mean()), float(half)
+
+
+def markdown(results: dict, cost: list[dict], args, cpu: str) -> str:
+    lines = [
+        "# Speaker-wise normalisation under leave-one-session-out (issue 30)",
+        "",
+        "Measured, not tuned: the default stays `data.normalize=none` (COGMEN's behaviour), "
+        "whatever these figures say. `speaker` is transductive: a test actor's statistics come "
+        "from that actor's unlabelled test features (docs/normalization.md).",
+        "",
+        f"Command: `python benchmarks/bench_normalize.py --out {args.out}"
+        + (f" --reuse-none {args.reuse_none}" if args.reuse_none else "")
+        + f" --jobs {args.jobs} --threads {args.threads}`; default corpus, seed 0, "
+        f"{args.epochs} epochs, every loso fold; {cpu}.",
+        "",
+        "Test wF1 (speech only) per fold, the mean over the five folds with a 95% t-interval "
+        "(seed 0 only: the interval is the spread of the folds, not of seeds), the mean over "
+        "the 10 actors and the worst actor's wF1.",
+        "",
+        "| experiment | normalize | "
+        + " | ".join(f"fold {k}" for k in sorted(args.folds))
+        + " | mean ± 95% | mean over actors | worst actor |",
+        "|---|---|" + "---:|" * len(args.folds) + "---:|---:|---|",
+    ]
+    actor_rows = []
+    for exp in args.experiments:
+        for mode in args.modes:
+            r = results.get((exp, mode))
+            if not r:
+                continue
+            folds = [r["folds"][k] for k in sorted(r["folds"])]
+            mean, half = ci95(folds)
+            actors = r["actors"]
+            worst = min(actors, key=actors.get)
+            lines.append(
+                f"| {exp} | {mode} | "
+                + " | ".join(f"{v:.2f}" for v in folds)
+                + f" | {mean:.2f} ± {half:.2f} | {np.mean(list(actors.values())):.2f} | "
+                f"{actors[worst]:.2f} ({worst}) |"
+            )
+            actor_rows.append((exp, mode, actors))
+    if actor_rows:
+        names = sorted(actor_rows[0][2])
+        lines += [
+            "",
+            "Per actor (test wF1; each actor is tested once, in the fold of its session):",
+            "",
+            "| experiment | normalize | " + " | ".join(names) + " |",
+            "|---|---|" + "---:|" * len(names),
+        ]
+        for exp, mode, actors in actor_rows:
+            cells = " | ".join(f"{actors.get(n, float('nan')):.1f}" for n in names)
+            lines.append(f"| {exp} | {mode} | {cells} |")
+    if cost:
+        lines += [
+            "",
+            f"Cost of normalising at inference (1 thread; audio features, {cost[0]['dim']} per "
+            "utterance):",
+            "",
+            "| normalize | loso fold-1 test split (ms) | one 50-utterance dialogue, exported "
+            "graph's normaliser (ms) |",
+            "|---|---:|---:|",
+        ]
+        for c in cost:
+            lines.append(
+                f"| {c['mode']} | {c['split_ms']:.1f} ({c['split_utterances']} utterances) | "
+                f"{c['dialogue_ms']:.3f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="outputs/normalize")
+    ap.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS))
+    ap.add_argument("--modes", nargs="+", default=list(MODES))
+    ap.add_argument("--folds", nargs="+", type=int, default=list(FOLDS))
+    ap.add_argument("--epochs", type=int, default=55)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reuse-none", default=None)
+    ap.add_argument("--markdown", default=None)
+    ap.add_argument("--cpu", default="", help="the CPU and its ISA, for the figures' caption")
+    args = ap.parse_args(argv)
+    jobs, runs = [], {}
+    for exp in args.experiments:
+        for mode in args.modes:
+            for fold in args.folds:
+                run = reused(args, exp, fold) if mode == "none" else None
+                if run is not None:
+                    runs[(exp, mode, fold)] = run
+                else:
+                    jobs.append((exp, mode, fold))
+    # the longest first (masked trains a+v)
+    jobs.sort(key=lambda j: (j[0] != "masked", j[2], j[1]))
+    print(f"{len(jobs)} runs to train ({len(runs)} reused)", flush=True)
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        futures = {j: pool.submit(run_one, args, *j) for j in jobs}
+        for j, f in futures.items():
+            runs[j] = f.result()
+    actors = {fold: actor_map(fold) for fold in args.folds}
+    results: dict = {}
+    for (exp, mode, fold), run in sorted(runs.items()):
+        r = results.setdefault((exp, mode), {"folds": {}, "actors": {}})
+        r["folds"][fold] = 100 * json.loads((run / "metrics.json").read_text())["test"]["wf1"]
+        r["actors"].update(per_actor(run, actors[fold]))
+    cost = inference_cost()
+    text = markdown(results, cost, args, args.cpu or "CPU not stated")
+    print(text)
+    if args.markdown:
+        from bridging.utils.files import atomic_write_text
+
+        atomic_write_text(args.markdown, text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
