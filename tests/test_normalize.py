@@ -434,3 +434,48 @@ def test_the_dialogue_normalizer_module_scripts():
     x = torch.randn(1, 6, 3)
     s = torch.tensor([[0, 1, 0, 0, 1, 1]])
     torch.testing.assert_close(scripted(x, s), mod(x, s))
+
+
+def test_named_speakers_are_one_person_across_dialogues(tmp_path):
+    """MELD's names (Dialogue.persons): the synthetic MELD corpus names its people, the
+    native format keeps them, and speaker pools follow the person, not the slot."""
+    from bridging.data.datamodule import IEMOCAPDataModule
+    from bridging.data.formats.native import read_native, write_native
+    from bridging.data.synthetic import synthesize
+
+    corpus = synthesize(preset="meld", label_set="meld_7", seed=0)
+    d = corpus.splits["train"][0]
+    assert d.persons is not None and len(d.persons) == len(d)
+    assert actor_keys(d.id, d.speakers, corpus.speaker_names, d.persons) == d.persons
+    # the same slot is the same person within a dialogue
+    assert all(
+        len({p for p, s in zip(x.persons, x.speakers) if s == slot}) == 1
+        for x in corpus.splits["train"][:50]
+        for slot in set(x.speakers.tolist())
+    )
+    write_native(corpus, tmp_path / "meld")
+    back = read_native(tmp_path / "meld")
+    assert [x.persons for x in back.splits["test"]] == [x.persons for x in corpus.splits["test"]]
+    assert back.fingerprint() == corpus.fingerprint()
+    dm = IEMOCAPDataModule(
+        corpus=back, label_set="meld_7", modalities=["a"], normalize="speaker", max_speakers=9
+    )
+    dm.setup()
+    test = dm.split("test")
+    main = [n for n in test.actor_names if n.startswith("main")]
+    assert len(main) == 6  # the six main characters, each pooled over every test dialogue
+    assert sum(1 for d in dm.corpus.splits["test"] if "main0" in d.persons) > 10
+
+
+def test_a_native_folder_with_bad_speaker_names_is_refused(tmp_path):
+    from bridging.data.formats.native import META_FILE, read_native, write_native
+    from bridging.data.synthetic import synthesize
+
+    corpus = synthesize(preset="meld", label_set="meld_7", seed=0, n_dialogues=40)
+    write_native(corpus, tmp_path / "c")
+    meta_path = tmp_path / "c" / META_FILE
+    meta = json.loads(meta_path.read_text())
+    meta["splits"]["test"]["persons"][0] = meta["splits"]["test"]["persons"][0][:-1]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="persons: expected one list of speaker names"):
+        read_native(tmp_path / "c")

@@ -73,6 +73,10 @@ class Dialogue:
     #: The same utterances' labels in other label sets (label set -> int64 [n]): MELD files
     #: label every utterance with an emotion (meld_7) and a sentiment (meld_3).
     other_labels: dict[str, np.ndarray] | None = None
+    #: Who speaks each utterance across dialogues, by name, when the data knows it (MELD's
+    #: annotation CSVs: ``Speaker``; the synthetic MELD corpus: its people); None: only the
+    #: dialogue-local codes are known (:mod:`bridging.data.speakers` derives the actors).
+    persons: list[str] | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -127,6 +131,8 @@ class Corpus:
                     x = np.ascontiguousarray(d.features[m], dtype=np.float32)
                     h.update(f"{m}{x.shape}".encode())
                     h.update(x.tobytes())
+                if d.persons is not None:  # who speaks (speaker-wise normalisation reads it)
+                    h.update(("persons=" + "\x1f".join(d.persons) + "\n").encode())
         return h.hexdigest()
 
 

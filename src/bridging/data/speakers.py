@@ -10,6 +10,10 @@ dialogues, comes from the data:
   is the session and the utterance's gender, ``Ses01M``, ``Ses01F``, ... (10 actors). The
   letter after ``Ses0N`` in a real dialogue id (``Ses01F_impro01``) says who wore the
   markers, not who speaks: it is not used.
+- **Names from the data** (``Dialogue.persons``): MELD prepared from its annotation CSVs
+  (``bridging-data prepare-meld``: the ``Speaker`` column, e.g. ``Ross``) and the synthetic
+  MELD corpus (its people: ``main0``..``main5``, ``minor<k>``) name who speaks; the key is
+  that name, the same person in every dialogue.
 - **Everything else** (MELD's pickles, other corpora): the files carry speaker slots, not
   names (MELD's ``videoSpeakers`` is a one-hot slot per dialogue), so a speaker is known
   within its dialogue only: the key is ``<dialogue id>/<slot name>``. Speaker-wise
@@ -26,10 +30,12 @@ import numpy as np
 _IEMOCAP_SESSION = re.compile(r"^(Ses0[1-5])(?![0-9])")
 
 
-def actor_keys(dialogue_id: str, speakers, speaker_names: Sequence[str]) -> list[str]:
+def actor_keys(dialogue_id: str, speakers, speaker_names: Sequence[str], persons=None) -> list[str]:
     """The speaker key of each utterance of one dialogue (see the module's docstring):
     ``speakers`` are the dialogue's speaker codes, ``speaker_names`` the corpus's names of
-    those codes (``("M", "F")`` for IEMOCAP)."""
+    those codes (``("M", "F")`` for IEMOCAP), ``persons`` the names the data gives, if any."""
+    if persons is not None:
+        return [str(p) for p in persons]
     codes = np.asarray(speakers, dtype=np.int64).reshape(-1)
     names = [speaker_names[c] if 0 <= c < len(speaker_names) else f"s{c}" for c in codes]
     m = _IEMOCAP_SESSION.match(str(dialogue_id))
@@ -44,7 +50,7 @@ def split_actor_ids(dialogues, speaker_names: Sequence[str]) -> tuple[list[np.nd
     index: dict[str, int] = {}
     out = []
     for d in dialogues:
-        keys = actor_keys(d.id, d.speakers, speaker_names)
+        keys = actor_keys(d.id, d.speakers, speaker_names, getattr(d, "persons", None))
         ids = (index.setdefault(k, len(index)) for k in keys)
         out.append(np.fromiter(ids, np.int64, len(keys)))
     return out, list(index)

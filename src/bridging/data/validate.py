@@ -166,6 +166,7 @@ def _drop_utterances(d: Dialogue, keep: np.ndarray) -> Dialogue:
         other_labels=(
             None if d.other_labels is None else {k: v[keep] for k, v in d.other_labels.items()}
         ),
+        persons=None if d.persons is None else [p for p, k in zip(d.persons, keep) if k],
     )
 
 

@@ -254,6 +254,8 @@ class PreparedDialogue:
     texts: list[str]
     sources: list[str]
     other_labels: dict[str, list[int]] | None = None
+    #: speaker names across dialogues, when the release gives them (MELD's ``Speaker``)
+    persons: list[str] | None = None
 
 
 def extract_corpus(
@@ -326,6 +328,7 @@ def extract_corpus(
                 features=features,
                 sentences=list(d.texts),
                 other_labels=other,
+                persons=None if d.persons is None else list(d.persons),
             )
         )
     extractors = {"a": pipeline.spec}

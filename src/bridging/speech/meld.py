@@ -185,6 +185,7 @@ def scan_meld(root, csv_dir=None, wav_dir=None, label_set: str = "meld_7", skip_
                     texts=[r["text"] for r in ordered],
                     sources=[r["source"] for r in ordered],
                     other_labels={ls: [r["labels"][ls] for r in ordered] for ls in others},
+                    persons=[r["speaker"] for r in ordered],
                 )
             )
     return dialogues, splits_idx

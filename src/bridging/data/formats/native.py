@@ -108,6 +108,8 @@ def _metadata(corpus: Corpus) -> dict:
             "dialogue_ids": [d.id for d in dialogues],
             "sentences": [list(d.sentences) for d in dialogues] if has_sentences else None,
         }
+        if bool(dialogues) and all(d.persons is not None for d in dialogues):
+            splits[split]["persons"] = [list(d.persons) for d in dialogues]
     return {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
@@ -335,6 +337,19 @@ def _split_dialogues(tensors, info, modalities, where, split, other_sets=()) -> 
             raise DataError(f"{at}: other_labels/{name}: {got}, expected [{n}] labels")
         other[name] = y.astype(np.int64)
     sentences = info.get("sentences")
+    persons = info.get("persons")
+    if persons is not None:
+        lengths = np.diff(offsets)
+        ok = isinstance(persons, list) and len(persons) == len(ids)
+        ok = ok and all(
+            isinstance(p, list) and len(p) == int(n) and all(isinstance(s, str) and s for s in p)
+            for p, n in zip(persons, lengths)
+        )
+        if not ok:
+            raise DataError(
+                f"{at}: persons: expected one list of speaker names (non-empty strings) per "
+                "dialogue, one name per utterance"
+            )
     out = []
     for k, vid in enumerate(ids):
         lo, hi = int(offsets[k]), int(offsets[k + 1])
@@ -346,6 +361,7 @@ def _split_dialogues(tensors, info, modalities, where, split, other_sets=()) -> 
                 features={m: x[lo:hi] for m, x in feats.items()},
                 sentences=None if sentences is None else list(sentences[k]),
                 other_labels={k2: y[lo:hi] for k2, y in other.items()} or None,
+                persons=None if persons is None else list(persons[k]),
             )
         )
     return out

@@ -108,6 +108,11 @@ N_CLASSES = len(LABEL_SETS["meld_7"])
 MAIN_CAST = 6
 
 
+def person_name(person: int) -> str:
+    """A synthetic MELD person's name (``Dialogue.persons``): main0..main5, minor<k>."""
+    return f"main{person}" if person < MAIN_CAST else f"minor{person - MAIN_CAST}"
+
+
 @dataclass(frozen=True)
 class MeldParams(FeatureParams):
     """The knobs of the MELD-shaped generator (module docstring): the feature knobs of
@@ -375,6 +380,7 @@ def meld_corpus(
                         else None
                     ),
                     other_labels={"meld_3" if label_set == "meld_7" else "meld_7": other.copy()},
+                    persons=[person_name(p) for p in people[k][speakers[k]]],
                 )
             )
             k += 1
