@@ -479,3 +479,35 @@ def test_a_native_folder_with_bad_speaker_names_is_refused(tmp_path):
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(DataError, match="persons: expected one list of speaker names"):
         read_native(tmp_path / "c")
+
+
+def test_a_student_refuses_a_teacher_that_has_seen_its_test_session(tmp_path, capsys):
+    """A loso fold-1 teacher trained on session 2: a fold-2 student is refused (issue 29's
+    overlap rule, for the teacher a student distils from)."""
+    from bridging.cli.train import main
+
+    teacher = tmp_path / "teacher"
+    loso = ["data.protocol=loso", "data.fold=1"]
+    args = [*TINY, "experiment=teacher", "trainer.max_epochs=1", *loso]
+    assert cli(main, *args, f"hydra.run.dir={teacher}") == 0
+    capsys.readouterr()
+    ckpt = teacher / "checkpoints" / "best.ckpt"
+    student = [
+        *TINY,
+        "experiment=student_kd",
+        "trainer.max_epochs=1",
+        f"recipe.teacher.ckpt_path={ckpt}",
+    ]
+    out = tmp_path / "student"
+    code = cli(main, *student, "data.protocol=loso", "data.fold=2", f"hydra.run.dir={out}")
+    lines = err_lines(capsys)
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(
+        f"bridging-train: error: teacher {ckpt}: recipe.teacher.ckpt_path: this student's test "
+        "split holds "
+    )
+    assert "loso fold 1" in lines[0] and "e.g. Ses02" in lines[0]
+    assert not (out / "metrics.json").exists()
+    # its own fold is accepted
+    code = cli(main, *student, *loso, f"hydra.run.dir={tmp_path / 'ok'}")
+    assert code == 0, err_lines(capsys)

@@ -228,12 +228,36 @@ def attach_teacher(
             f"data.normalize={ours.mode} (prior {ours.prior:g}): a teacher reads the features "
             "as it was trained; train the student with the teacher's normalisation"
         )
+    check_teacher_split(student, teacher, datamodule)
     if student.cache_on and student.teacher_info["batch_independent"]:
         student.fill_cache(datamodule.split("train"))
     return student
 
 
+def check_teacher_split(student, teacher, datamodule) -> None:
+    """Refuse a teacher that was trained or selected on dialogues of this student's test
+    split (e.g. a loso fold-1 teacher for a fold-2 student: it has seen session 2): its
+    outputs would carry the test labels into the student. One line naming the teacher, the
+    option and an example dialogue."""
+    from bridging.runs.identity import _model_split, seen_dialogues
+
+    seen, how = seen_dialogues(teacher, datamodule)
+    if how == "unknown" or "test" not in datamodule.splits:
+        return
+    for split in ("train", "dev"):
+        both = [i for i in datamodule.split("test").ids if i in seen[split]]
+        if both:
+            raise DataError(
+                f"teacher {student.teacher_info.get('ckpt_path')}: recipe.teacher.ckpt_path: "
+                f"this student's test split holds {len(both)} dialogues in the teacher's "
+                f"{split} split (e.g. {both[0]}): the teacher was trained on "
+                f"{_model_split(teacher)}; give a teacher trained on this run's split "
+                "(the same data.protocol and data.fold)"
+            )
+
+
 __all__ = [
+    "check_teacher_split",
     "teacher_run_config",
     "teacher_config_hash",
     "file_lock",
