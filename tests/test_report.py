@@ -459,12 +459,11 @@ from bridging.data.predictions import (  # noqa: E402
     confusion_matrix,
     f1_scores,
 )
-from bridging.report.claims import (  # noqa: E402
+from bridging.report.claims import verdict_beats, verdict_comparable  # noqa: E402
+from bridging.report.stats import (  # noqa: E402
     arm_interval,
     bootstrap_draws,
     paired_difference,
-    verdict_beats,
-    verdict_comparable,
 )
 
 
@@ -897,7 +896,7 @@ def titles_outside(fig) -> list[str]:
 
 def test_figures_and_titles_fit(tmp_path, fake_runs):
     from bridging.report import make_figures, write_plots
-    from bridging.report.plotting import confusion_figure
+    from bridging.report.figures import confusion_figure
 
     root = write_comparison(tmp_path / "repro")
     report = build_report([root, fake_runs / "masked"], n_boot=200)

@@ -16,7 +16,8 @@ import test_report as tr  # the fake runs' helpers (a module: its tests are not 
 from bridging.cli.reproduce import main
 from bridging.data.predictions import PREDICTIONS_FILE, Predictions, confusion_matrix
 from bridging.report import LOSO_PLOT_FILES, build_report
-from bridging.report.claims import (
+from bridging.report.selection import average_ranks, spearman
+from bridging.report.stats import (
     arm_interval,
     hierarchical_arm_interval,
     hierarchical_draws,
@@ -25,7 +26,6 @@ from bridging.report.claims import (
     power,
     replicates_needed,
 )
-from bridging.report.selection import average_ranks, spearman
 from bridging.runs.reproduce import RECIPES, plan
 
 LABELS = tr.LABELS

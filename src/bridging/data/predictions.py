@@ -71,7 +71,7 @@ class PredictionsError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------
-# scores (numpy, batched over leading axes; the bootstrap of bridging.report.claims uses them)
+# scores (numpy, batched over leading axes; the bootstrap of bridging.report.stats uses them)
 # ---------------------------------------------------------------------------------------------
 
 

@@ -45,5 +45,7 @@ def split_actor_ids(dialogues, speaker_names: Sequence[str]) -> tuple[list[np.nd
     out = []
     for d in dialogues:
         keys = actor_keys(d.id, d.speakers, speaker_names)
-        out.append(np.fromiter((index.setdefault(k, len(index)) for k in keys), np.int64, len(keys)))
+        out.append(
+            np.fromiter((index.setdefault(k, len(index)) for k in keys), np.int64, len(keys))
+        )
     return out, list(index)

@@ -35,14 +35,14 @@ the experiment (suffixed ``/eval``), seed and hyper-parameters of the training r
 checkpoint they evaluated, when that run's metrics.json is found.
 """
 
-from bridging.report.markdown import markdown_table
-from bridging.report.plots import (
+from bridging.report.figures import (
     LOSO_PLOT_FILES,
     PLOT_FILES,
     make_figures,
     plot_confusions,
     write_plots,
 )
+from bridging.report.markdown import markdown_table
 from bridging.report.runs import (
     METRICS,
     METRICS_FILE,

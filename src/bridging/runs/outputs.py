@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bridging.report.plotting import save_confusion_png
+from bridging.report.figures import save_confusion_png
 from bridging.utils.files import atomic_write_json
 
 METRICS_FILE = "metrics.json"
