@@ -121,14 +121,14 @@ def _resamples(text: str) -> int:
 
 def planned_outputs(args) -> list[tuple[str, Path]]:
     """Every file the options would write: (option, path)."""
-    from bridging.report.runs import LOSO_PLOT_FILES, PLOT_FILES
+    from bridging.report.runs import ACTOR_PLOT_FILES, LOSO_PLOT_FILES, PLOT_FILES
     from bridging.report.tables import csv_siblings
 
     out = [("--out", args.out), ("--json", args.json), ("--csv", args.csv)]
     if args.csv:
         out += [("--csv", p) for p in csv_siblings(args.csv).values()]
     if args.plots:
-        files = {**PLOT_FILES, **LOSO_PLOT_FILES}.values()
+        files = {**PLOT_FILES, **LOSO_PLOT_FILES, **ACTOR_PLOT_FILES}.values()
         out += [("--plots", Path(args.plots) / f) for f in files]
     return [(option, Path(path)) for option, path in out if path]
 
@@ -161,7 +161,11 @@ def main(argv=None) -> int:
             n_boot=args.bootstrap,
             boot_seed=args.bootstrap_seed,
         )
-        report.claims()  # reads the predictions files: their errors are reported here
+        # read every run's predictions file (claims, per actor, worst actor): their errors
+        # are reported here, before anything is written
+        report.claims()
+        report.actors()
+        report.run_rows()
         _refuse_inputs(args)  # before anything is written
     except (ReportError, OutputError) as e:
         print(f"bridging-report: error: {e}", file=sys.stderr)

@@ -36,6 +36,7 @@ checkpoint they evaluated, when that run's metrics.json is found.
 """
 
 from bridging.report.figures import (
+    ACTOR_PLOT_FILES,
     LOSO_PLOT_FILES,
     PLOT_FILES,
     make_figures,
@@ -58,6 +59,7 @@ from bridging.report.runs import (
 from bridging.report.tables import Report, build_report
 
 __all__ = [
+    "ACTOR_PLOT_FILES",
     "LOSO_PLOT_FILES",
     "METRICS",
     "METRICS_FILE",

@@ -416,7 +416,8 @@ def analyse(report, margin=MARGIN, n_boot=N_BOOT, seed=BOOT_SEED) -> dict | None
     arms, context, left_out = comparison_arms(report)
     if sum(1 for name, _, _ in COMPARISON if name in arms) < 2:
         return None
-    cache: dict = {}
+    cache = getattr(report, "predictions_cache", None)
+    cache = {} if cache is None else cache  # the predictions, shared with the per-actor view
     claims = [
         evaluate_claim(spec, arms, cache, margin, n_boot, seed)
         for spec in CLAIMS

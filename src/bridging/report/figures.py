@@ -18,10 +18,13 @@ wrapped to the figure's width (:func:`fit_title`). PNGs are written atomically
   summed over the seeds, colours the share of each gold row: teacher vs KD student,
   audio-only vs masked), :func:`plot_per_fold` (leave-one-session-out runs only: each
   experiment's test weighted F1 per fold, mean over the fold's seeds, one line per
-  experiment).
+  experiment);
+- the per-actor view (:mod:`bridging.report.actors`): :func:`plot_per_actor` (each
+  experiment's test weighted F1 per actor, a heatmap).
 
 :func:`make_figures` makes every figure the runs allow, :func:`write_plots` writes them
-(file names: ``PLOT_FILES``, ``LOSO_PLOT_FILES`` of :mod:`bridging.report.runs`).
+(file names: ``PLOT_FILES``, ``LOSO_PLOT_FILES``, ``ACTOR_PLOT_FILES`` of
+:mod:`bridging.report.runs`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bridging.report.runs import (
+    ACTOR_PLOT_FILES,
     KD_KEYS,
     LOSO_PLOT_FILES,
     MASK_DEFAULT_KEYS,
@@ -503,6 +507,74 @@ def claim_figures(result: dict | None) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+# the per-actor view
+# ---------------------------------------------------------------------------------------------
+
+
+def plot_per_actor(view: dict | None):
+    """Each experiment's test wF1 per actor (:func:`bridging.report.actors.actor_view`): a
+    heatmap per data set, rows experiments, columns actors, each cell's value written in it
+    (blank: not tested); None when no data set has speakers (or only more than
+    ``MAX_ACTOR_COLUMNS``)."""
+    from bridging.report.actors import plot_rows
+
+    panels = plot_rows(view)
+    if not panels:
+        return None
+    values = [
+        v for t, actors in panels for row in t["rows"] for a in actors
+        if (v := row["wf1"].get(a)) is not None
+    ]  # fmt: skip
+    lo, hi = (min(values), max(values)) if values else (0.0, 100.0)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 1.0, hi + 1.0
+    n_cols = max(len(actors) for _, actors in panels)
+    heights = [len(t["rows"]) + 1.6 for t, _ in panels]
+    fig = figure(max(6.0, 0.75 * n_cols + 4.0), sum(0.42 * h for h in heights) + 1.2)
+    axes = fig.subplots(len(panels), 1, squeeze=False, height_ratios=heights)[:, 0]
+    image = None
+    for ax, (t, actors) in zip(axes, panels):
+        rows = t["rows"]
+        grid = np.full((len(rows), len(actors)), np.nan)
+        for i, row in enumerate(rows):
+            for j, a in enumerate(actors):
+                v = row["wf1"].get(a)
+                if v is not None:
+                    grid[i, j] = v
+        image = ax.imshow(grid, cmap="RdYlGn", vmin=lo, vmax=hi, aspect="auto")
+        for i in range(len(rows)):
+            for j in range(len(actors)):
+                if not np.isnan(grid[i, j]):
+                    share = (grid[i, j] - lo) / (hi - lo)  # white on the darkest cells
+                    color = "white" if share < 0.15 or share > 0.85 else "black"
+                    ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=7,
+                            color=color)  # fmt: skip
+        labels = []
+        for row in rows:
+            mods = row["modalities"] or "labels"
+            if row["eval_modalities"] != row["modalities"]:
+                mods += f"→{row['eval_modalities']}"
+            labels.append(f"{row['experiment']} ({mods})")
+        n = t["n_utterances"]
+        ticks = [f"{a}\nn={n[a][0]}–{n[a][1]}" if isinstance(n[a], list) else f"{a}\nn={n[a]}"
+                 for a in actors]  # fmt: skip
+        ax.set_xticks(range(len(actors)), ticks, fontsize=7)
+        ax.set_yticks(range(len(rows)), labels, fontsize=7)
+        if len(panels) > 1:
+            ax.set_title(fit_title(f"{t['data'] or 'unnamed data'}, {t['label_set']}", 6, 8),
+                         fontsize=8)  # fmt: skip
+    fig.colorbar(image, ax=list(axes), label="test weighted F1 (%)", shrink=0.9)
+    seeds = sorted({s for t, _ in panels for r in t["rows"] for s in r["seeds"] if s is not None})
+    _suptitle(
+        fig,
+        "Test weighted F1 per actor (n: the actor's test utterances; mean over the runs that "
+        f"test the actor, seeds {_joined(seeds)}; under leave one session out each actor is "
+        "tested in the fold of its session; blank: not tested)",
+    )
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
 # all of them
 # ---------------------------------------------------------------------------------------------
 
@@ -510,7 +582,7 @@ def claim_figures(result: dict | None) -> dict:
 def make_figures(report: Report) -> dict:
     """name -> matplotlib Figure for every plot the runs allow (kd, masked, confusion, and
     with the comparison's runs: comparison, teacher_vs_student, audio_vs_masked; under
-    leave-one-session-out also per_fold)."""
+    leave-one-session-out also per_fold; with predictions that name the speakers per_actor)."""
     figs = {
         "kd": plot_kd(report),
         "masked": plot_masked(report),
@@ -518,19 +590,23 @@ def make_figures(report: Report) -> dict:
     }
     figs = {k: v for k, v in figs.items() if v is not None}
     figs.update(claim_figures(report.claims()))
+    per_actor = plot_per_actor(report.actors())
+    if per_actor is not None:
+        figs["per_actor"] = per_actor
     return figs
 
 
 def write_plots(report: Report, out_dir) -> dict:
     """Write the plots the runs allow as PNGs in ``out_dir`` (atomically); name -> path."""
     out_dir = Path(out_dir)
-    files = {**PLOT_FILES, **LOSO_PLOT_FILES}
+    files = {**PLOT_FILES, **LOSO_PLOT_FILES, **ACTOR_PLOT_FILES}
     return {
         name: save_figure(fig, out_dir / files[name]) for name, fig in make_figures(report).items()
     }
 
 
 __all__ = [
+    "ACTOR_PLOT_FILES",
     "LOSO_PLOT_FILES",
     "PAIRS",
     "PLOT_FILES",
@@ -545,6 +621,7 @@ __all__ = [
     "plot_confusions",
     "plot_kd",
     "plot_masked",
+    "plot_per_actor",
     "plot_per_fold",
     "row_shares",
     "save_confusion_png",

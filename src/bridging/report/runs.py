@@ -28,6 +28,8 @@ PLOT_FILES = {
 }
 #: the plots of leave-one-session-out comparisons only (written by :func:`write_plots` too)
 LOSO_PLOT_FILES = {"per_fold": "per_fold_wf1.png"}
+#: the plot of runs whose predictions name the speakers (written by :func:`write_plots` too)
+ACTOR_PLOT_FILES = {"per_actor": "per_actor_wf1.png"}
 KD_KEYS = ("kd.temperature", "kd.alpha")
 MASK_DEFAULT_KEYS = ("mask.p_audio_full", "mask.p_other_full", "mask.p")
 #: a predictions file must reproduce its run's test wF1 to this (torchmetrics is float32)

@@ -94,6 +94,15 @@ def write_run(out_dir, metrics: dict, predictions=None, title: str | None = None
     return out
 
 
+def with_split_speakers(predictions, corpus, split: str = "test"):
+    """``predictions`` (a :class:`~bridging.data.predictions.Predictions`, or None) with the
+    speaker key of each utterance (:mod:`bridging.data.speakers`) from ``corpus`` (the loaded
+    corpus, split as the run used it: a DataModule's ``corpus``), ``split``'s dialogues."""
+    if predictions is None:
+        return None
+    return predictions.with_speakers(corpus.splits[split], corpus.speaker_names)
+
+
 def headline(metrics: dict) -> str:
     """``[experiment] recipe trained on a+v, evaluated on a (label set): test weighted F1 ...``"""
     t = metrics["test"]
