@@ -40,6 +40,13 @@ Model selection: the Spearman rank correlation between dev and test weighted F1 
 runs with both, with n (per fold too under loso), in the report, --json and
 <name>.selection.csv: whether choosing on dev tracks the test.
 
+Per actor: each experiment's test weighted F1 on each actor's utterances (IEMOCAP: session
+and gender, Ses01F ... Ses05M; under loso each actor is tested in the fold of its session),
+mean over seeds, in a table (--plots: per_actor_wf1.png; --json: actors), and in the runs
+table each run's worst-actor weighted F1 beside its weighted F1. It reads the speaker array
+of the runs' test_predictions.npz; runs whose files lack it (written before it was recorded)
+are left out, with a one-line note.
+
 No output is ever one of the report's inputs (a run's metrics.json or test_predictions.npz,
 also through a link): such an option is refused before anything is written.
 """
