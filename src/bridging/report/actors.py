@@ -6,9 +6,9 @@ run's ``test_predictions.npz`` (its ``speaker`` array): on IEMOCAP the session a
 ``Ses01F`` ... ``Ses05M`` (10 actors); elsewhere (MELD) a speaker is known within its
 dialogue only, ``<dialogue id>/<slot>``.
 
-For a run and an actor a, the wF1 on a is the weighted F1 (:func:`bridging.data.predictions.
-f1_scores`) of the confusion counts of the utterances of a in the run's test predictions
-(those with a known gold label; ``n`` counts them)::
+For a run and an actor a, the wF1 on a is the weighted F1
+(:func:`bridging.data.predictions.f1_scores`) of the confusion counts of the utterances of a
+in the run's test predictions (those with a known gold label; ``n`` counts them)::
 
     wF1_a = 100 * wF1( confusion(gold[speaker == a], pred[speaker == a]) )
 
@@ -20,8 +20,8 @@ wF1_a over the row's runs that test a (its seeds; under loso an actor is tested 
 only, the fold whose test session is its session, so the mean is over that fold's seeds).
 
 Runs without a usable predictions file with a ``speaker`` array (files written before it was
-recorded, no file, a file that does not reproduce its metrics.json) are left out, with a
-one-line note each reason. Everything is a pure function of the runs' files.
+recorded, no file, a file that does not reproduce its metrics.json) are left out, with one
+line per reason that names them. Everything here is a pure function of the runs' files.
 """
 
 from __future__ import annotations
