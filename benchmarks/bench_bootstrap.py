@@ -18,7 +18,7 @@ import numpy as np
 from bench_flops import load_average  # this folder (run as python benchmarks/bench_bootstrap.py)
 
 from bridging.data.predictions import Predictions
-from bridging.report.claims import paired_difference
+from bridging.report.stats import paired_difference
 from bridging.runs.precision import cpu_isa
 
 TARGET_S = 3.0

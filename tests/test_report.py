@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bridging.cli.report import main as report_main
-from bridging.report import PLOT_FILES, ReportError, build_report, find_metrics
+from bridging.report import ACTOR_PLOT_FILES, PLOT_FILES, ReportError, build_report, find_metrics
 from conftest import TINY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -259,7 +259,8 @@ def test_cli_csv_markdown_plots(fake_runs, tmp_path, capsys):
     assert list(runs[0]) == [
         "run_dir", "experiment", "recipe", "modalities", "eval_modalities", "label_set",
         "kd.alpha", "kd.temperature", "mask.p", "mask.p_audio_full", "model.gnn",
-        "kd.cls_weight", "test_wf1", "test_acc", "test_mf1", "best_epoch", "precision", "seed",
+        "kd.cls_weight", "test_wf1", "test_worst_actor_wf1", "worst_actor", "test_acc",
+        "test_mf1", "best_epoch", "precision", "seed",
     ]  # fmt: skip
     t1 = next(r for r in runs if r["experiment"] == "teacher" and r["seed"] == "1")
     assert (float(t1["test_wf1"]), float(t1["test_acc"]), float(t1["test_mf1"])) == (64, 66, 56)
@@ -444,9 +445,14 @@ def test_notebook_runs(tiny_multirun, fake_runs, tmp_path, monkeypatch):
     assert any("62.00 ± 2.83" in m for m in md)
     claims = next(m for m in md if m.startswith("## Claims"))
     assert "| 4 | masked training beats the multimodal model evaluated speech-only |" in claims
+    # the real runs' predictions name the speakers; the fake runs' have no predictions
+    actors = next(m for m in md if m.startswith("## Test weighted F1 per actor"))
+    assert "| Ses05F | Ses05M |" in actors and "Left out of the per-actor table" in actors
     pngs = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(pngs) == len(PLOT_FILES)  # kd, masked, confusions, comparison, 2 pairs
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(PLOT_FILES.values())
+    # kd, masked, confusions, comparison, 2 pairs, per actor
+    files = {**PLOT_FILES, **ACTOR_PLOT_FILES}
+    assert len(pngs) == len(files)
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(files.values())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -459,12 +465,11 @@ from bridging.data.predictions import (  # noqa: E402
     confusion_matrix,
     f1_scores,
 )
-from bridging.report.claims import (  # noqa: E402
+from bridging.report.claims import verdict_beats, verdict_comparable  # noqa: E402
+from bridging.report.stats import (  # noqa: E402
     arm_interval,
     bootstrap_draws,
     paired_difference,
-    verdict_beats,
-    verdict_comparable,
 )
 
 
@@ -897,7 +902,7 @@ def titles_outside(fig) -> list[str]:
 
 def test_figures_and_titles_fit(tmp_path, fake_runs):
     from bridging.report import make_figures, write_plots
-    from bridging.report.plotting import confusion_figure
+    from bridging.report.figures import confusion_figure
 
     root = write_comparison(tmp_path / "repro")
     report = build_report([root, fake_runs / "masked"], n_boot=200)
@@ -932,9 +937,26 @@ def test_figures_and_titles_fit(tmp_path, fake_runs):
     assert titles_outside(confusion_figure([[1] * 6] * 6, six, headline)) == []
 
 
+def iemocap_actor(dialogue_id: str, code: int) -> str:
+    """The actor of an IEMOCAP-named dialogue's speaker code, by hand: session + gender."""
+    return dialogue_id[:5] + ("M", "F")[code]
+
+
+def assert_speakers(p, dialogues) -> None:
+    """``p.speaker`` is each row's actor, looked up by hand in the split's ``dialogues``."""
+    by_id = {d.id: d for d in dialogues}
+    assert p.speaker is not None and len(p.speaker) == len(p)
+    expected = [
+        iemocap_actor(d, int(by_id[d].speakers[u])) if d.startswith("Ses0") else
+        f"{d}/{('M', 'F')[int(by_id[d].speakers[u])]}"
+        for d, u in zip(p.dialogue_id.tolist(), p.utterance_index.tolist())
+    ]  # fmt: skip
+    assert p.speaker.tolist() == expected
+
+
 def test_training_and_eval_write_predictions(tiny_multirun, tmp_path):
     """bridging-train's and bridging-eval's test metrics equal those recomputed from their
-    predictions files, which hold every test utterance once."""
+    predictions files, which hold every test utterance once, with its actor."""
     from bridging.runs.evaluate import evaluate
 
     for s in "01":
@@ -949,12 +971,16 @@ def test_training_and_eval_write_predictions(tiny_multirun, tmp_path):
             assert sc[k] == pytest.approx(m["test"][k], abs=1e-6), k
         assert sc["per_class_f1"] == pytest.approx(m["test"]["per_class_f1"], abs=1e-6)
         assert p.probs.sum(1) == pytest.approx([1.0] * len(p), abs=1e-5)
+        assert set(p.speaker) <= {f"Ses0{k}{g}" for k in range(1, 6) for g in "MF"}
+        assert len(set(p.speaker)) >= 2
     out = tmp_path / "ev"
     ev = evaluate(tiny_multirun / "0" / "checkpoints" / "best.ckpt", modalities=["a"],
                   output_dir=out)  # fmt: skip
     p = Predictions.load(out / PREDICTIONS_FILE)
     assert p.scores()["confusion"] == ev["test"]["confusion"]
     assert p.scores()["wf1"] == pytest.approx(ev["test"]["wf1"], abs=1e-6)
+    train = Predictions.load(tiny_multirun / "0" / PREDICTIONS_FILE)
+    assert p.speaker.tolist() == train.speaker.tolist()
 
 
 def test_masked_run_saves_its_speech_only_predictions(compose_cfg, tmp_path):
@@ -1002,6 +1028,7 @@ def test_logreg_run_dir(tmp_path):
     )  # fmt: skip
     p = Predictions.load(tmp_path / "lr" / PREDICTIONS_FILE)
     assert len(p) == dm.summary()["splits"]["test"]["utterances"]
+    assert_speakers(p, dm.corpus.splits["test"])
     ref = py_scores(p.gold.tolist(), p.pred.tolist(), 4)
     assert m["test"]["wf1"] == pytest.approx(ref["wf1"]) and m["test"]["mf1"] == pytest.approx(
         ref["mf1"]
@@ -1081,6 +1108,7 @@ def test_annotation_ceiling(tmp_path):
     assert m is not None and m["test"]["wf1"] == annotation_ceiling(dm.corpus)["wf1"]
     p = Predictions.load(tmp_path / "ceiling" / PREDICTIONS_FILE)
     assert p.scores()["wf1"] == m["test"]["wf1"]
+    assert_speakers(p, dm.corpus.splits["test"])
     assert len(p) == m["data"]["splits"]["test"]["utterances"]
     run_logreg(dm, ["a"], tmp_path / "logreg_a", seed=0)
     runs = {r.experiment: r for r in build_report([tmp_path]).runs}
@@ -1138,6 +1166,10 @@ def test_reproduce_jobs_write_predictions_and_reference_rows(tiny_multirun, tmp_
     m = json.loads((out / "metrics.json").read_text())
     p = Predictions.load(out / PREDICTIONS_FILE)
     assert m["eval_modalities"] == ["a"] and len(p) == m["data"]["splits"]["test"]["utterances"]
+    assert (
+        p.speaker.tolist()
+        == Predictions.load(tiny_multirun / "0" / PREDICTIONS_FILE).speaker.tolist()
+    )
     assert p.scores()["confusion"] == m["test"]["confusion"]
     assert p.scores()["wf1"] == pytest.approx(m["test"]["wf1"], abs=1e-6)
     lr = tmp_path / "logreg_a" / "seed0"

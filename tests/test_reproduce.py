@@ -67,6 +67,9 @@ def test_quick_reproduce_one_seed(tmp_path, capsys):
     assert printed.count(" test wF1 ") >= len(EXPECTED) + 3
     assert "## Claims" in printed
     assert "| 2 | the KD student beats the audio-only baseline" in printed
+    # the paper protocol tests session 5: its two actors, every run's predictions name them
+    actors = printed.split("## Test weighted F1 per actor")[1].split("\n## ")[0]
+    assert "| runs | Ses05F | Ses05M | worst actor |" in actors and "Left out" not in actors
     assert "Smoke test" in printed
     summary = json.loads((out / "reproduce.json").read_text())
     assert summary["epochs"] == 1 and summary["seeds"] == [5] and summary["flop_limit_s"] > 0
@@ -133,6 +136,16 @@ def test_reproduce_on_a_meld_file_runs_the_meld_presets_under_the_same_names(tmp
     assert not (out / "annotation_ceiling" / "metrics.json").exists()  # no latent in a file
     assert "jobs (meld," in printed and "## Claims" in printed
     assert "| 1 | the KD student is comparable to its teacher" in printed
+    # MELD's speakers are known within a dialogue only: <dialogue id>/<slot>
+    from bridging.data.predictions import Predictions
+    from bridging.report import build_report
+
+    view = build_report([out]).actors()
+    (table,) = view["tables"]
+    assert view["notes"] == [] and "## Test weighted F1 per actor" in printed
+    test_ids = {r.split("/")[0] for r in table["actors"]}
+    preds = Predictions.load(out / "teacher" / "seed1" / "test_predictions.npz")
+    assert test_ids == set(preds.dialogue_id.tolist())
 
 
 def _children(pid: int) -> list[int]:

@@ -15,8 +15,9 @@ import pytest
 import test_report as tr  # the fake runs' helpers (a module: its tests are not collected here)
 from bridging.cli.reproduce import main
 from bridging.data.predictions import PREDICTIONS_FILE, Predictions, confusion_matrix
-from bridging.report import LOSO_PLOT_FILES, build_report
-from bridging.report.claims import (
+from bridging.report import ACTOR_PLOT_FILES, LOSO_PLOT_FILES, build_report
+from bridging.report.selection import average_ranks, spearman
+from bridging.report.stats import (
     arm_interval,
     hierarchical_arm_interval,
     hierarchical_draws,
@@ -25,7 +26,6 @@ from bridging.report.claims import (
     power,
     replicates_needed,
 )
-from bridging.report.selection import average_ranks, spearman
 from bridging.runs.reproduce import RECIPES, plan
 
 LABELS = tr.LABELS
@@ -523,6 +523,15 @@ def test_quick_loso_reproduce(tmp_path, capsys, monkeypatch):
     assert "n needed = ⌈n · (h / d)²⌉" in report and "| folds 1,2 × seeds 0 |" in report
     assert "## Model selection" in report
     assert (out / "plots" / LOSO_PLOT_FILES["per_fold"]).is_file()
+    # every job's predictions name the speakers: fold k tests the two actors of session k
+    actors = report.split("## Test weighted F1 per actor")[1].split("\n## ")[0]
+    assert "| Ses01F | Ses01M | Ses02F | Ses02M | worst actor |" in actors
+    assert "Left out" not in actors
+    rows = [line.split(" | ")[0][2:] for line in actors.splitlines() if line.startswith("| ")]
+    assert {"teacher", "student_kd", "av_eval_speech_only", "logreg_a",
+            "annotation_ceiling", "utterances"} <= set(rows)  # fmt: skip
+    assert "| wF1 % | worst actor wF1 % |" in report
+    assert (out / "plots" / ACTOR_PLOT_FILES["per_actor"]).is_file()
     summary = json.loads((out / "reproduce.json").read_text())
     assert (summary["protocol"], summary["folds"]) == ("loso", [1, 2])
 

@@ -40,6 +40,13 @@ Model selection: the Spearman rank correlation between dev and test weighted F1 
 runs with both, with n (per fold too under loso), in the report, --json and
 <name>.selection.csv: whether choosing on dev tracks the test.
 
+Per actor: each experiment's test weighted F1 on each actor's utterances (IEMOCAP: session
+and gender, Ses01F ... Ses05M; under loso each actor is tested in the fold of its session),
+mean over seeds, in a table (--plots: per_actor_wf1.png; --json: actors), and in the runs
+table each run's worst-actor weighted F1 beside its weighted F1. It reads the speaker array
+of the runs' test_predictions.npz; runs whose files lack it (written before it was recorded)
+are left out, with a one-line note.
+
 No output is ever one of the report's inputs (a run's metrics.json or test_predictions.npz,
 also through a link): such an option is refused before anything is written.
 """
@@ -121,14 +128,14 @@ def _resamples(text: str) -> int:
 
 def planned_outputs(args) -> list[tuple[str, Path]]:
     """Every file the options would write: (option, path)."""
-    from bridging.report.runs import LOSO_PLOT_FILES, PLOT_FILES
+    from bridging.report.runs import ACTOR_PLOT_FILES, LOSO_PLOT_FILES, PLOT_FILES
     from bridging.report.tables import csv_siblings
 
     out = [("--out", args.out), ("--json", args.json), ("--csv", args.csv)]
     if args.csv:
         out += [("--csv", p) for p in csv_siblings(args.csv).values()]
     if args.plots:
-        files = {**PLOT_FILES, **LOSO_PLOT_FILES}.values()
+        files = {**PLOT_FILES, **LOSO_PLOT_FILES, **ACTOR_PLOT_FILES}.values()
         out += [("--plots", Path(args.plots) / f) for f in files]
     return [(option, Path(path)) for option, path in out if path]
 
@@ -161,7 +168,11 @@ def main(argv=None) -> int:
             n_boot=args.bootstrap,
             boot_seed=args.bootstrap_seed,
         )
-        report.claims()  # reads the predictions files: their errors are reported here
+        # read every run's predictions file (claims, per actor, worst actor): their errors
+        # are reported here, before anything is written
+        report.claims()
+        report.actors()
+        report.run_rows()
         _refuse_inputs(args)  # before anything is written
     except (ReportError, OutputError) as e:
         print(f"bridging-report: error: {e}", file=sys.stderr)

@@ -17,6 +17,12 @@ array               dtype, shape     what
 ``probs``           float32 ``[n,K]`` the class probabilities (one-hot for the ceiling)
 ``label_names``     str ``[K]``      the label names, in index order
 ``split``           str ``[]``       the split (``test``)
+``speaker``         str ``[n]``      who speaks each utterance, across dialogues
+                                     (:func:`bridging.data.speakers.actor_keys`): on IEMOCAP
+                                     the actor, session and gender (``Ses01F``), else
+                                     ``<dialogue id>/<slot>``. Optional: files written before
+                                     it was recorded have none (:attr:`Predictions.speaker`
+                                     None)
 ==================  ===============  ==========================================================
 
 Rows are sorted by (dialogue id, utterance index), each utterance once. The metrics in the run's
@@ -36,7 +42,7 @@ import io
 import zipfile
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +52,8 @@ from bridging.utils.files import atomic_write_bytes
 
 PREDICTIONS_FILE = "test_predictions.npz"
 FIELDS = ("dialogue_id", "utterance_index", "gold", "pred", "probs", "label_names", "split")
+#: arrays a file may lack (written before they were recorded)
+OPTIONAL_FIELDS = ("speaker",)
 
 
 def refuse_non_finite(probs, where) -> None:
@@ -71,7 +79,7 @@ class PredictionsError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------
-# scores (numpy, batched over leading axes; the bootstrap of bridging.report.claims uses them)
+# scores (numpy, batched over leading axes; the bootstrap of bridging.report.stats uses them)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -147,13 +155,24 @@ class Predictions:
     probs: np.ndarray
     label_names: tuple[str, ...]
     split: str = "test"
+    #: the speaker key of each utterance (str ``[n]``); None when not recorded
+    speaker: np.ndarray | None = None
 
     @classmethod
     def build(
-        cls, dialogue_id, utterance_index, gold, pred, probs, label_names, split="test"
+        cls,
+        dialogue_id,
+        utterance_index,
+        gold,
+        pred,
+        probs,
+        label_names,
+        split="test",
+        speaker=None,
     ) -> Predictions:
         """Arrays in any order, possibly with repeated utterances (DDP's sampler pads with
-        repeats): sorted by (dialogue id, utterance index), each utterance kept once."""
+        repeats): sorted by (dialogue id, utterance index), each utterance kept once
+        (``speaker``, optional, in the same order as the others)."""
         ids = np.asarray([str(x) for x in dialogue_id], dtype=str)
         pos = np.asarray(utterance_index, dtype=np.int64)
         order = np.lexsort((pos, ids))
@@ -170,7 +189,16 @@ class Predictions:
             probs=np.asarray(probs, dtype=np.float32)[sel],
             label_names=tuple(str(n) for n in label_names),
             split=str(split),
+            speaker=None
+            if speaker is None
+            else np.asarray([str(x) for x in speaker], dtype=str)[sel],
         )
+
+    def with_speakers(self, dialogues, speaker_names: Sequence[str]) -> Predictions:
+        """A copy with :attr:`speaker` filled from the split's ``dialogues`` (each with ``id``
+        and ``speakers``, the codes of ``speaker_names``): see :func:`speaker_keys_for`."""
+        keys = speaker_keys_for(self.dialogue_id, self.utterance_index, dialogues, speaker_names)
+        return replace(self, speaker=keys)
 
     def __len__(self) -> int:
         return int(self.gold.shape[0])
@@ -221,6 +249,7 @@ class Predictions:
             probs=self.probs.astype(np.float32),
             label_names=np.asarray(self.label_names, dtype=str),
             split=np.asarray(self.split, dtype=str),
+            **({} if self.speaker is None else {"speaker": np.asarray(self.speaker, dtype=str)}),
         )
         return atomic_write_bytes(path, buf.getvalue())
 
@@ -272,6 +301,13 @@ class Predictions:
         )
         pred = arrays["pred"].astype(np.int64)
         check("pred", bool(np.all((pred >= -1) & (pred < k))), f"label indices in -1..{k - 1}")
+        speaker = arrays.get("speaker")
+        if speaker is not None:
+            check(
+                "speaker",
+                speaker.shape == (n,) and speaker.dtype.kind == "U",
+                f"a string array of length {n}",
+            )
         return cls(
             dialogue_id=arrays["dialogue_id"],
             utterance_index=arrays["utterance_index"].astype(np.int64),
@@ -280,7 +316,28 @@ class Predictions:
             probs=probs.astype(np.float32),
             label_names=tuple(str(x) for x in names),
             split=str(arrays["split"]),
+            speaker=speaker,
         )
+
+
+def speaker_keys_for(dialogue_id, utterance_index, dialogues, speaker_names) -> np.ndarray:
+    """The speaker key (:func:`bridging.data.speakers.actor_keys`) of each row given by its
+    ``dialogue_id`` and ``utterance_index``, looked up in ``dialogues`` (the split's
+    :class:`~bridging.data.records.Dialogue` list: ``id``, ``speakers``) whose speaker codes
+    name ``speaker_names``. A str array ``[n]``; ValueError for a row whose dialogue or
+    utterance is not among ``dialogues``."""
+    from bridging.data.speakers import actor_keys
+
+    keys = {str(d.id): actor_keys(d.id, d.speakers, speaker_names) for d in dialogues}
+    out = []
+    for dlg, pos in zip(dialogue_id, np.asarray(utterance_index, dtype=np.int64).tolist()):
+        of = keys.get(str(dlg))
+        if of is None or not 0 <= pos < len(of):
+            raise ValueError(
+                f"speaker: utterance {pos} of dialogue {dlg} is not in the split's dialogues"
+            )
+        out.append(of[pos])
+    return np.asarray(out, dtype=str)
 
 
 def from_recipe_arrays(arrays: dict, dialogue_ids: Sequence[str], label_names, split="test"):
@@ -308,4 +365,5 @@ __all__ = [
     "from_recipe_arrays",
     "predictions_file",
     "scores_dict",
+    "speaker_keys_for",
 ]

@@ -28,21 +28,32 @@ data is named with it, so folds are never merged as seeds of one data set); thei
 comparison adds a per-fold table and figure and pairs the claims by (fold, seed), with a
 hierarchical bootstrap (folds, then seeds, then test dialogues). A Model selection section
 gives the Spearman rank correlation of dev and test wF1 over the runs with both
-(:mod:`bridging.report.selection`).
+(:mod:`bridging.report.selection`). A Test weighted F1 per actor section
+(:mod:`bridging.report.actors`) gives each experiment's test wF1 on each actor's utterances,
+from the ``speaker`` array of the runs' predictions, and the runs table each run's
+worst-actor wF1 beside its wF1.
+
+The modules: :mod:`~bridging.report.runs` (reading runs and their predictions),
+:mod:`~bridging.report.tables` (the :class:`Report`, its tables), :mod:`~bridging.report.markdown`,
+:mod:`~bridging.report.claims` (the comparison's arms, the verdicts, the Claims section),
+:mod:`~bridging.report.stats` (the bootstrap, intervals and power: the formulas),
+:mod:`~bridging.report.actors`, :mod:`~bridging.report.selection`, and
+:mod:`~bridging.report.figures` (every figure).
 
 ``bridging-eval`` outputs (a metrics.json with a ``checkpoint`` key) are read too: they take
 the experiment (suffixed ``/eval``), seed and hyper-parameters of the training run whose
 checkpoint they evaluated, when that run's metrics.json is found.
 """
 
-from bridging.report.markdown import markdown_table
-from bridging.report.plots import (
+from bridging.report.figures import (
+    ACTOR_PLOT_FILES,
     LOSO_PLOT_FILES,
     PLOT_FILES,
     make_figures,
     plot_confusions,
     write_plots,
 )
+from bridging.report.markdown import markdown_table
 from bridging.report.runs import (
     METRICS,
     METRICS_FILE,
@@ -58,6 +69,7 @@ from bridging.report.runs import (
 from bridging.report.tables import Report, build_report
 
 __all__ = [
+    "ACTOR_PLOT_FILES",
     "LOSO_PLOT_FILES",
     "METRICS",
     "METRICS_FILE",

@@ -23,7 +23,8 @@ Under leave-one-session-out (runs whose data summary says ``protocol: loso``; an
 holds the runs of every fold) the pairs are (fold, seed), the mean is the mean over folds of
 each fold's mean over seeds, and the bootstrap is hierarchical: each resample draws the folds
 with replacement, within each drawn fold its seeds, within each drawn (fold, seed) its test
-dialogues (:func:`hierarchical_draws`; with one fold it is exactly the bootstrap above).
+dialogues (:func:`bridging.report.stats.hierarchical_draws`; with one fold it is exactly the
+bootstrap above). The formulas, and the functions that compute them: :mod:`bridging.report.stats`.
 Verdicts:
 
 - "A beats B": holds when the whole CI is above 0, does not hold when it lies at or below 0,
@@ -35,7 +36,10 @@ Power, for every claim: the CI's half-width h = (hi - lo) / 2, and the replicate
 fold x seed pairs under loso) a decision would need at the spread observed,
 ``ceil(n * (h / d)^2)`` with n the replicates now and d the distance of the mean from the
 decision boundary (|mean| for "beats", | m - |mean| | for "comparable"): the n at which a CI
-shrinking as 1/sqrt(n) would stop straddling the boundary (:func:`power`).
+shrinking as 1/sqrt(n) would stop straddling the boundary (:func:`bridging.report.stats.power`).
+
+This module assembles the arms from the report's runs (:func:`comparison_arms`), evaluates the
+claims (:func:`analyse`) and renders the section (:func:`markdown`, CSV and JSON rows).
 
 A claim is skipped, with the reason in its line, when an arm has no runs, no predictions
 file, predictions that do not reproduce its metrics.json, or when the two arms' seeds or
@@ -45,26 +49,26 @@ from ``numpy.random.default_rng(seed)``, fresh for each claim and each row.
 
 from __future__ import annotations
 
-import math
-import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from bridging.data.predictions import PREDICTIONS_FILE, Predictions, PredictionsError, f1_scores
 from bridging.report.markdown import markdown_table
-from bridging.report.runs import ReportError, check_regular
+from bridging.report.runs import load_predictions
+from bridging.report.stats import (
+    BOOT_SEED,
+    LEVEL,
+    N_BOOT,
+    fold_mean,
+    hierarchical_arm_interval,
+    hierarchical_paired_difference,
+    power,
+)
 
-#: defaults of bridging-report's --margin, --bootstrap, --bootstrap-seed
+#: default of bridging-report's --margin (--bootstrap, --bootstrap-seed: :mod:`.stats`)
 MARGIN = 2.0
-N_BOOT = 5000
-BOOT_SEED = 0
-LEVEL = 0.95
-#: a predictions file must reproduce its run's test wF1 to this (torchmetrics is float32)
-TOLERANCE = 1e-5
 
 FULL = "full"  # evaluated on every modality it was trained on
 SPEECH = ("a",)
@@ -117,219 +121,12 @@ CLAIMS = (
 
 
 # ---------------------------------------------------------------------------------------------
-# statistics (pure functions on per-dialogue confusion counts)
+# verdicts (the statistics themselves: bridging.report.stats)
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Draws:
-    """The resamples of a hierarchical bootstrap over F folds (:func:`hierarchical_draws`):
-    ``fold_idx`` [B, F] the folds drawn; ``seed_idx`` [B, F, S_max] the seeds drawn within
-    each drawn fold (the first S_f of the fold's slots are used: ``seed_valid``); ``counts``
-    [B, F, S_max, D_max] how often each test dialogue of the drawn (fold, seed) is drawn."""
-
-    fold_idx: np.ndarray
-    seed_idx: np.ndarray
-    seed_valid: np.ndarray
-    counts: np.ndarray
-    balanced: bool  # every fold has as many seeds: every seed slot is used
-
-
-def hierarchical_draws(n_dialogues: Sequence[Sequence[int]], n_boot: int, seed: int) -> Draws:
-    """The resamples of the hierarchical bootstrap: ``n_dialogues[f][s]`` is the number of
-    test dialogues of fold f's seed s. Each resample draws F folds with replacement, within
-    each drawn fold its S_f seeds with replacement, within each drawn (fold, seed) its
-    D_fs dialogues with replacement. The draws, in this order, from
-    ``numpy.random.default_rng(seed)``:
-
-    - folds: ``integers(0, F, (B, F))``; with one fold no draw at all (every slot is fold 0),
-      so that one fold is exactly :func:`bootstrap_draws` (the paper protocol's bootstrap);
-    - seeds: ``integers(0, S, (B, F, S))`` when every fold has S seeds, else
-      ``integers(0, S[fold_idx][..., None], (B, F, S_max))`` of which the first S_f are used;
-    - dialogues: ``integers(0, D[fold_idx, seed_idx][..., None], (B, F, S_max, D_max))`` of
-      which the first D_fs are used."""
-    sizes = [list(x) for x in n_dialogues]
-    if not sizes or any(not x for x in sizes) or min(min(x) for x in sizes) < 1:
-        raise ValueError(
-            f"n_dialogues: expected per fold one positive count per seed, got {n_dialogues}"
-        )
-    f = len(sizes)
-    n_seeds = np.asarray([len(x) for x in sizes], dtype=np.int64)
-    s_max = int(n_seeds.max())
-    d = np.ones((f, s_max), dtype=np.int64)  # padding: never used, but a valid bound
-    for i, x in enumerate(sizes):
-        d[i, : len(x)] = x
-    d_max = int(d.max())
-    rng = np.random.default_rng(seed)
-    if f == 1:
-        fold_idx = np.zeros((n_boot, 1), dtype=np.int64)
-    else:
-        fold_idx = rng.integers(0, f, size=(n_boot, f))
-    balanced = bool((n_seeds == s_max).all())
-    if balanced:
-        seed_idx = rng.integers(0, s_max, size=(n_boot, f, s_max))
-    else:
-        seed_idx = rng.integers(0, n_seeds[fold_idx][..., None], size=(n_boot, f, s_max))
-    seed_valid = np.arange(s_max) < n_seeds[fold_idx][..., None]
-    high = d[fold_idx[..., None], seed_idx][..., None]
-    dlg = rng.integers(0, high, size=(n_boot, f, s_max, d_max))
-    valid = np.arange(d_max) < high
-    slot = np.arange(n_boot * f * s_max).reshape(n_boot, f, s_max, 1) * d_max
-    counts = np.bincount((slot + dlg)[valid], minlength=n_boot * f * s_max * d_max)
-    counts = counts.reshape(n_boot, f, s_max, d_max)
-    return Draws(fold_idx, seed_idx, seed_valid, counts, balanced)
-
-
-def bootstrap_draws(n_dialogues: Sequence[int], n_boot: int, seed: int):
-    """The resamples of one data set (the paper protocol: seeds, then test dialogues):
-    ``seed_idx`` [B, S] (S = len(n_dialogues) seeds drawn with replacement) and ``counts``
-    [B, S, D_max]: how often each dialogue of the drawn seed is drawn (D_s dialogues drawn
-    with replacement from seed s's D_s). The draws, in this order, from
-    ``numpy.random.default_rng(seed)``: ``integers(0, S, (B, S))`` then
-    ``integers(0, D[seed_idx][..., None], (B, S, D_max))`` of which the first D_s are used
-    (:func:`hierarchical_draws` with one fold)."""
-    d = np.asarray(n_dialogues, dtype=np.int64)
-    if d.ndim != 1 or len(d) == 0 or d.min() < 1:
-        raise ValueError(f"n_dialogues: expected one positive count per seed, got {n_dialogues}")
-    draws = hierarchical_draws([d.tolist()], n_boot, seed)
-    return draws.seed_idx[:, 0], draws.counts[:, 0]
-
-
-def resampled_wf1(confusions: Sequence[np.ndarray], seed_idx, counts) -> np.ndarray:
-    """wF1 [B, S] of one arm on every drawn (seed, dialogue multiset): ``confusions[s]`` is
-    the arm's per-dialogue confusion counts [D_s, K, K'] at seed s (:func:`hierarchical_wf1`
-    with one fold)."""
-    b, s = seed_idx.shape
-    one = Draws(
-        np.zeros((b, 1), dtype=np.int64), seed_idx[:, None], np.ones((b, 1, s), dtype=bool),
-        counts[:, None], True,
-    )  # fmt: skip
-    return hierarchical_wf1([list(confusions)], one)[:, 0]
-
-
-def hierarchical_wf1(confusions: Sequence[Sequence[np.ndarray]], draws: Draws) -> np.ndarray:
-    """wF1 [B, F, S_max] of one arm on every drawn (fold, seed, dialogue multiset):
-    ``confusions[f][s]`` is the arm's per-dialogue confusion counts [D_fs, K, K'] at fold f's
-    seed s (unused seed slots: 0)."""
-    b, f, s_max = draws.seed_idx.shape
-    shape = confusions[0][0].shape[1:]
-    total = np.zeros((b, f, s_max, int(np.prod(shape))))
-    fold = np.broadcast_to(draws.fold_idx[..., None], draws.seed_idx.shape)
-    for i, seeds in enumerate(confusions):
-        for j, conf in enumerate(seeds):
-            sel = (fold == i) & (draws.seed_idx == j) & draws.seed_valid
-            flat = np.asarray(conf, dtype=np.float64).reshape(len(conf), -1)
-            total[sel] = draws.counts[sel][:, : len(conf)] @ flat
-    return f1_scores(total.reshape(b, f, s_max, *shape))["wf1"]
-
-
-def replicate_mean(values: np.ndarray, draws: Draws) -> np.ndarray:
-    """[B]: per resample, the mean over its drawn folds of the mean over each fold's drawn
-    seeds of ``values`` [B, F, S_max] (with one fold: the mean over the drawn seeds)."""
-    if draws.balanced:
-        per_fold = values.mean(-1)
-    else:
-        per_fold = np.where(draws.seed_valid, values, 0.0).sum(-1) / draws.seed_valid.sum(-1)
-    return per_fold.mean(-1)
-
-
-def _interval(replicates: np.ndarray, level: float) -> tuple[float, float]:
-    lo, hi = np.percentile(replicates, [50 * (1 - level), 50 * (1 + level)])
-    return float(lo), float(hi)
-
-
-def _full_wf1(conf: np.ndarray) -> float:
-    return float(f1_scores(np.asarray(conf).sum(0))["wf1"])
-
-
-def _fold_mean(per_fold: Sequence[Sequence[float]]) -> float:
-    """The mean over folds of the mean over each fold's seeds (one fold: the seeds' mean)."""
-    return float(np.mean([np.mean(x) for x in per_fold]))
-
-
-def _sizes(confusions) -> list[list[int]]:
-    return [[len(c) for c in seeds] for seeds in confusions]
-
-
-def hierarchical_arm_interval(confusions, n_boot=N_BOOT, seed=BOOT_SEED, level=LEVEL) -> dict:
-    """One arm over folds and seeds (``confusions[f][s]``: fold f's seed s, per-dialogue
-    confusion counts): test wF1 (points) per fold and seed, the mean over folds of the
-    per-fold means over seeds, and the hierarchical bootstrap CI of that mean."""
-    per_rep = [[100 * _full_wf1(c) for c in seeds] for seeds in confusions]
-    draws = hierarchical_draws(_sizes(confusions), n_boot, seed)
-    reps = 100 * replicate_mean(hierarchical_wf1(confusions, draws), draws)
-    return {"per_replicate": per_rep, "mean": _fold_mean(per_rep), "ci": _interval(reps, level)}
-
-
-def hierarchical_paired_difference(
-    conf_a, conf_b, n_boot=N_BOOT, seed=BOOT_SEED, level=LEVEL
-) -> dict:
-    """Arm A minus arm B in wF1 points over folds and seeds (``conf_a[f][s]``,
-    ``conf_b[f][s]``: the two arms' per-dialogue confusions [D, K, K'] at fold f's seed s,
-    on the same dialogues): per fold and seed, the mean over folds of the per-fold means,
-    and the CI of that mean by the paired hierarchical bootstrap (one draw for both arms)."""
-    same = len(conf_a) == len(conf_b) and all(
-        len(x) == len(y) and all(np.shape(u) == np.shape(v) for u, v in zip(x, y))
-        for x, y in zip(conf_a, conf_b)
-    )
-    if not same:
-        raise ValueError("paired_difference: both arms need the same folds, seeds and dialogues")
-    per_rep = [
-        [100 * (_full_wf1(u) - _full_wf1(v)) for u, v in zip(x, y)] for x, y in zip(conf_a, conf_b)
-    ]
-    draws = hierarchical_draws(_sizes(conf_a), n_boot, seed)
-    diff = hierarchical_wf1(conf_a, draws) - hierarchical_wf1(conf_b, draws)
-    reps = 100 * replicate_mean(diff, draws)
-    return {"per_replicate": per_rep, "mean": _fold_mean(per_rep), "ci": _interval(reps, level)}
-
-
-def arm_interval(confusions, n_boot=N_BOOT, seed=BOOT_SEED, level=LEVEL) -> dict:
-    """One arm: per-seed test wF1 (points), their mean, and the bootstrap CI of the mean
-    (:func:`hierarchical_arm_interval` with one fold)."""
-    res = hierarchical_arm_interval([list(confusions)], n_boot, seed, level)
-    return {"per_seed": res["per_replicate"][0], "mean": res["mean"], "ci": res["ci"]}
-
-
-def paired_difference(conf_a, conf_b, n_boot=N_BOOT, seed=BOOT_SEED, level=LEVEL) -> dict:
-    """Arm A minus arm B in wF1 points: per seed (``conf_a[s]``, ``conf_b[s]``: the two arms'
-    per-dialogue confusions [D_s, K, K'] on the same dialogues), the mean over seeds, and the
-    CI of the mean by the paired bootstrap (one draw for both arms;
-    :func:`hierarchical_paired_difference` with one fold)."""
-    if len(conf_a) != len(conf_b) or any(
-        np.shape(x) != np.shape(y) for x, y in zip(conf_a, conf_b)
-    ):
-        raise ValueError("paired_difference: both arms need the same seeds and dialogues")
-    res = hierarchical_paired_difference([list(conf_a)], [list(conf_b)], n_boot, seed, level)
-    return {"per_seed": res["per_replicate"][0], "mean": res["mean"], "ci": res["ci"]}
-
-
-def replicates_needed(half_width: float, distance: float, n_now: int) -> int | None:
-    """The replicates (seeds; fold x seed pairs under loso) at which the CI would stop
-    straddling the decision boundary, if its half-width shrinks as 1/sqrt(n) at the spread
-    observed: ``ceil(n_now * (half_width / distance)^2)``, at least 1; None (no number
-    would) when ``distance`` is 0 and the CI has a width."""
-    if half_width <= 0:
-        return 1
-    if distance <= 0:
-        return None
-    return max(1, math.ceil(n_now * (half_width / distance) ** 2))
-
-
-def power(kind: str, mean: float, lo: float, hi: float, n_now: int, margin: float) -> dict:
-    """A claim's power: ``half_width`` (hi - lo) / 2; ``distance`` of the observed mean from
-    the decision boundary: |mean| for "beats", | margin - |mean| | for "comparable";
-    ``replicates`` (n_now) and ``replicates_needed`` (:func:`replicates_needed`)."""
-    half = (hi - lo) / 2
-    distance = abs(mean) if kind == "beats" else abs(margin - abs(mean))
-    return {
-        "half_width": half,
-        "distance": distance,
-        "replicates": n_now,
-        "replicates_needed": replicates_needed(half, distance, n_now),
-    }
-
-
 def verdict_beats(lo: float, hi: float) -> str:
+    """ "A beats B" from the CI [lo, hi] of A - B: holds above 0, does not hold at or below."""
     if lo > 0:
         return "holds"
     if hi <= 0:
@@ -338,6 +135,8 @@ def verdict_beats(lo: float, hi: float) -> str:
 
 
 def verdict_comparable(lo: float, hi: float, margin: float) -> str:
+    """ "A is comparable to B within ±margin" from the CI [lo, hi] of A - B: holds inside
+    [-margin, margin], does not hold wholly outside it."""
     if -margin <= lo and hi <= margin:
         return "holds"
     if lo > margin or hi < -margin:
@@ -441,38 +240,6 @@ def comparison_arms(report) -> tuple[dict[str, Arm], tuple | None, list]:
             arm.problem = f"{name} has several runs with {where}"
         arms[name] = arm
     return arms, context, left_out
-
-
-def load_predictions(run, cache: dict) -> tuple[Predictions | None, str | None]:
-    """The run's test predictions, checked against its metrics.json; (None, reason) when the
-    file is absent or does not reproduce the metrics. A malformed file raises ReportError."""
-    path = Path(run.run_dir) / PREDICTIONS_FILE
-    if path in cache:
-        return cache[path]
-    if os.path.lexists(path):
-        check_regular(path, f"{PREDICTIONS_FILE} archive")  # a FIFO would hang np.load
-    if not path.is_file():
-        out = (None, f"no {PREDICTIONS_FILE} in {run.run_dir}")
-    else:
-        try:
-            preds = Predictions.load(path)
-        except PredictionsError as e:
-            raise ReportError(str(e)) from e
-        if list(preds.label_names) != list(run.label_names):
-            raise ReportError(
-                f"{path}: label_names: expected {run.label_names} as in {run.path.name}"
-            )
-        wf1 = preds.scores()["wf1"]
-        if abs(wf1 - float(run.test["wf1"])) > TOLERANCE:
-            out = (
-                None,
-                f"{path} does not reproduce {run.path} (test wF1 {100 * wf1:.4f} vs "
-                f"{100 * float(run.test['wf1']):.4f})",
-            )
-        else:
-            out = (preds, None)
-    cache[path] = out
-    return out
 
 
 def _arm_predictions(arm: Arm, cache: dict) -> tuple[list | None, str | None]:
@@ -623,7 +390,7 @@ def comparison_row(arm: Arm, cache: dict, n_boot, seed) -> dict:
         "folds": [x.fold for x in arm.runs] if arm.loso else [],
         "seeds": [x.seed for x in arm.runs],
         "n": len(arm.runs),
-        "wf1_mean": _fold_mean(wf1),
+        "wf1_mean": fold_mean(wf1),
         "fold_wf1": [float(np.mean(x)) for x in wf1] if arm.loso else [],
         "ci_low": None,
         "ci_high": None,
@@ -649,7 +416,8 @@ def analyse(report, margin=MARGIN, n_boot=N_BOOT, seed=BOOT_SEED) -> dict | None
     arms, context, left_out = comparison_arms(report)
     if sum(1 for name, _, _ in COMPARISON if name in arms) < 2:
         return None
-    cache: dict = {}
+    cache = getattr(report, "predictions_cache", None)
+    cache = {} if cache is None else cache  # the predictions, shared with the per-actor view
     claims = [
         evaluate_claim(spec, arms, cache, margin, n_boot, seed)
         for spec in CLAIMS
@@ -856,24 +624,19 @@ def json_ready(result: dict) -> dict:
 
 __all__ = [
     "CLAIMS",
+    "CLAIM_COLUMNS",
     "COMPARISON",
+    "COMPARISON_COLUMNS",
+    "MARGIN",
     "REFERENCE",
+    "Arm",
     "ClaimSpec",
-    "Draws",
     "analyse",
-    "arm_interval",
-    "bootstrap_draws",
     "comparison_arms",
+    "flat_rows",
     "fold_table",
-    "hierarchical_arm_interval",
-    "hierarchical_draws",
-    "hierarchical_paired_difference",
-    "hierarchical_wf1",
+    "json_ready",
     "markdown",
-    "paired_difference",
-    "power",
-    "replicates_needed",
-    "resampled_wf1",
     "verdict_beats",
     "verdict_comparable",
 ]

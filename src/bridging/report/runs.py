@@ -28,8 +28,12 @@ PLOT_FILES = {
 }
 #: the plots of leave-one-session-out comparisons only (written by :func:`write_plots` too)
 LOSO_PLOT_FILES = {"per_fold": "per_fold_wf1.png"}
+#: the plot of runs whose predictions name the speakers (written by :func:`write_plots` too)
+ACTOR_PLOT_FILES = {"per_actor": "per_actor_wf1.png"}
 KD_KEYS = ("kd.temperature", "kd.alpha")
 MASK_DEFAULT_KEYS = ("mask.p_audio_full", "mask.p_other_full", "mask.p")
+#: a predictions file must reproduce its run's test wF1 to this (torchmetrics is float32)
+TOLERANCE = 1e-5
 
 
 class ReportError(ValueError):
@@ -272,6 +276,43 @@ def load_run(path) -> Run | None:
         fold=fold,
         dataset=_data_label(m.get("data"), with_fold=False),
     )
+
+
+def load_predictions(run, cache: dict | None = None) -> tuple:
+    """The run's test predictions (a :class:`~bridging.data.predictions.Predictions`),
+    checked against its metrics.json, as ``(predictions, None)``; ``(None, reason)`` when the
+    file is absent or does not reproduce the metrics. A malformed file raises ReportError.
+    ``cache``: path -> answer, filled here (the claims and the per-actor view share one)."""
+    from bridging.data.predictions import PREDICTIONS_FILE, Predictions, PredictionsError
+
+    cache = {} if cache is None else cache
+    path = Path(run.run_dir) / PREDICTIONS_FILE
+    if path in cache:
+        return cache[path]
+    if os.path.lexists(path):
+        check_regular(path, f"{PREDICTIONS_FILE} archive")  # a FIFO would hang np.load
+    if not path.is_file():
+        out = (None, f"no {PREDICTIONS_FILE} in {run.run_dir}")
+    else:
+        try:
+            preds = Predictions.load(path)
+        except PredictionsError as e:
+            raise ReportError(str(e)) from e
+        if list(preds.label_names) != list(run.label_names):
+            raise ReportError(
+                f"{path}: label_names: expected {run.label_names} as in {run.path.name}"
+            )
+        wf1 = preds.scores()["wf1"]
+        if abs(wf1 - float(run.test["wf1"])) > TOLERANCE:
+            out = (
+                None,
+                f"{path} does not reproduce {run.path} (test wF1 {100 * wf1:.4f} vs "
+                f"{100 * float(run.test['wf1']):.4f})",
+            )
+        else:
+            out = (preds, None)
+    cache[path] = out
+    return out
 
 
 def load_runs(dirs: Iterable) -> list[Run]:

@@ -50,6 +50,9 @@ class Report:
     def __post_init__(self):
         self.runs = sorted(self.runs, key=self._row_key)
         self._claims = None
+        self._actors = None
+        #: each run's predictions, read once (:func:`bridging.report.runs.load_predictions`)
+        self.predictions_cache: dict = {}
 
     def selection(self) -> dict:
         """The model-selection diagnostic (:mod:`bridging.report.selection`): the Spearman
@@ -68,6 +71,24 @@ class Report:
 
             self._claims = {"result": analyse(self, self.margin, self.n_boot, self.boot_seed)}
         return self._claims["result"]
+
+    def actors(self) -> dict | None:
+        """The per-actor section's data (:func:`bridging.report.actors.actor_view`;
+        computed once), None when no run has a predictions file. ReportError for a
+        malformed predictions file."""
+        if self._actors is None:
+            from bridging.report.actors import actor_view
+
+            self._actors = {"result": actor_view(self, self.predictions_cache)}
+        return self._actors["result"]
+
+    def worst_actor(self, r: Run) -> tuple[str, float] | None:
+        """(actor, test wF1 in %) of the run's worst actor
+        (:func:`bridging.report.actors.run_worst_actor`); None when its predictions name no
+        speakers."""
+        from bridging.report.actors import run_worst_actor
+
+        return run_worst_actor(r, self.predictions_cache)
 
     # ---- identity ------------------------------------------------------------------------
     def _family(self, r: Run) -> tuple:
@@ -135,7 +156,7 @@ class Report:
             "eval_modalities",
             "label_set",
             *self.hparam_keys,
-            *(c for _, c, _ in METRICS),
+            *_with_worst([c for _, c, _ in METRICS], WORST_COLUMNS),
             "best_epoch",
             "precision",
             "seed",
@@ -162,6 +183,9 @@ class Report:
             row = {"run_dir": self._display_dir(r.run_dir), **identity_row(r)}
             row.update({k: r.value(k) for k in self.hparam_keys})
             row.update({c: pct(r.test[m]) for m, c, _ in METRICS})
+            worst = self.worst_actor(r)
+            row["test_worst_actor_wf1"] = None if worst is None else worst[1]
+            row["worst_actor"] = None if worst is None else worst[0]
             row.update({"best_epoch": r.best_epoch, "precision": r.precision, "seed": r.seed})
             rows.append(row)
         return rows
@@ -184,6 +208,12 @@ class Report:
 
     # ---- output --------------------------------------------------------------------------
     def runs_markdown(self) -> str:
+        rows = self.run_rows()
+        # the worst actor's wF1 beside wF1, when some run's predictions name the speakers
+        worst = any(row["test_worst_actor_wf1"] is not None for row in rows)
+        metrics = [h for _, _, h in METRICS]
+        if worst:
+            metrics = _with_worst(metrics, ["worst actor wF1 %"])
         head = [
             "run",
             "experiment",
@@ -192,13 +222,17 @@ class Report:
             "evaluated on",
             "labels",
             *self.hparam_keys,
-            *(h for _, _, h in METRICS),
+            *metrics,
             "best epoch",
             "trained in",
             "seed",
         ]
         body = []
-        for row in self.run_rows():
+        for row in rows:
+            cells = [f"{row[c]:.2f}" for _, c, _ in METRICS]
+            if worst:
+                v = row["test_worst_actor_wf1"]
+                cells = _with_worst(cells, ["n/a" if v is None else f"{v:.2f}"])
             body.append(
                 [
                     row["run_dir"],
@@ -208,7 +242,7 @@ class Report:
                     row["eval_modalities"],
                     row["label_set"],
                     *(fmt_value(row[k]) for k in self.hparam_keys),
-                    *(f"{row[c]:.2f}" for _, c, _ in METRICS),
+                    *cells,
                     fmt_value(row["best_epoch"]),
                     fmt_value(row["precision"]),
                     fmt_value(row["seed"]),
@@ -277,6 +311,11 @@ class Report:
             from bridging.report.claims import markdown as claims_markdown
 
             parts += [claims_markdown(claims).rstrip("\n"), ""]
+        from bridging.report.actors import markdown as actors_markdown
+
+        actors = actors_markdown(self.actors())
+        if actors:
+            parts += [actors.rstrip("\n"), ""]
         from bridging.report.selection import markdown as selection_markdown
 
         selection = selection_markdown(self.selection())
@@ -312,8 +351,8 @@ class Report:
         return tuple(out)
 
     def to_json(self) -> dict:
-        """The runs, the seed groups, the claims section and the model-selection
-        diagnostic, JSON-ready."""
+        """The runs, the seed groups, the claims section, the per-actor section and the
+        model-selection diagnostic, JSON-ready."""
         from bridging.report.claims import json_ready
 
         claims = self.claims()
@@ -322,8 +361,18 @@ class Report:
             "runs": self.run_rows(),
             "groups": self.group_rows(),
             "claims": None if claims is None else json_ready(claims),
+            "actors": self.actors(),
             "selection": self.selection(),
         }
+
+
+#: the runs table's worst-actor columns (CSV), after test_wf1
+WORST_COLUMNS = ("test_worst_actor_wf1", "worst_actor")
+
+
+def _with_worst(metrics: list, worst) -> list:
+    """``metrics`` (wF1 first) with ``worst`` inserted after wF1."""
+    return [metrics[0], *worst, *metrics[1:]]
 
 
 def _csv_value(v):

@@ -24,7 +24,7 @@ import torch
 from bridging.data.predictions import Predictions
 from bridging.data.records import IGNORE_INDEX, Corpus, ordered_modalities
 from bridging.data.synthetic.calibration import ceiling_predictions
-from bridging.runs.outputs import run_metrics, write_run
+from bridging.runs.outputs import run_metrics, with_split_speakers, write_run
 from bridging.utils.logreg import fit_logreg
 
 #: L2 strengths tried (on the mean cross-entropy; strongest first, so ties keep the simplest)
@@ -151,6 +151,7 @@ def run_logreg(
             "L2 chosen on dev weighted F1; independent of the seed",
         },
     )
+    preds = with_split_speakers(preds, dm.corpus)
     write_run(out_dir, metrics, preds, title=f"logreg on {'+'.join(mods)}")
     return metrics
 
@@ -205,7 +206,7 @@ def write_ceiling_run(source, out_dir) -> dict | None:
         note="the generating latent emotion scored against the stored (majority-vote) "
         "labels; latent classes outside the label set count as errors",
     )
-    write_run(out_dir, metrics, test, title="annotation ceiling")
+    write_run(out_dir, metrics, with_split_speakers(test, corpus), title="annotation ceiling")
     return metrics
 
 

@@ -18,7 +18,7 @@ from bridging.recipes import check_data_fits, load_recipe
 from bridging.recipes.base import stage_metrics
 from bridging.runs.identity import check_overlap
 from bridging.runs.memory import check_memory
-from bridging.runs.outputs import eval_metrics, write_run
+from bridging.runs.outputs import eval_metrics, with_split_speakers, write_run
 from bridging.utils.files import atomic_write_csv, check_output_path
 
 log = logging.getLogger(__name__)
@@ -175,6 +175,7 @@ def evaluate(
     predictions = recipe.test_predictions(dm.split(split).ids, split)
     if predictions is not None:
         refuse_non_finite(predictions.probs, ckpt_path)
+        predictions = with_split_speakers(predictions, dm.corpus, split)
     metrics = eval_metrics(
         checkpoint=ckpt_path,
         recipe=recipe.kind,

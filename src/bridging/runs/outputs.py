@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bridging.report.plotting import save_confusion_png
+from bridging.report.figures import save_confusion_png
 from bridging.utils.files import atomic_write_json
 
 METRICS_FILE = "metrics.json"
@@ -92,6 +92,15 @@ def write_run(out_dir, metrics: dict, predictions=None, title: str | None = None
     if predictions is not None:
         predictions.save(out / predictions_file(split))
     return out
+
+
+def with_split_speakers(predictions, corpus, split: str = "test"):
+    """``predictions`` (a :class:`~bridging.data.predictions.Predictions`, or None) with the
+    speaker key of each utterance (:mod:`bridging.data.speakers`) from ``corpus`` (the loaded
+    corpus, split as the run used it: a DataModule's ``corpus``), ``split``'s dialogues."""
+    if predictions is None:
+        return None
+    return predictions.with_speakers(corpus.splits[split], corpus.speaker_names)
 
 
 def headline(metrics: dict) -> str:

@@ -728,6 +728,7 @@ def write_report(root: Path, note: str | None = None) -> str:
 
     report = build_report([str(root)])
     report.claims()
+    report.actors()
     plots = write_plots(report, root / "plots")
     out = root / "report.md"
     atomic_write_text(out, report.markdown(plots=plots, relative_to=out.parent, note=note))

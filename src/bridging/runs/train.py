@@ -342,8 +342,10 @@ def fit_and_test(
     predictions = recipe.test_predictions(datamodule.split("test").ids)
     if predictions is not None:  # refused before the run dir is written
         from bridging.data.predictions import refuse_non_finite
+        from bridging.runs.outputs import with_split_speakers
 
         refuse_non_finite(predictions.probs, best or "the trained model")
+        predictions = with_split_speakers(predictions, datamodule.corpus)
     return FitResult(trainer, precision, best, dev, test, predictions)
 
 
