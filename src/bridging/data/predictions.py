@@ -19,8 +19,10 @@ array               dtype, shape     what
 ``split``           str ``[]``       the split (``test``)
 ``speaker``         str ``[n]``      who speaks each utterance, across dialogues
                                      (:func:`bridging.data.speakers.actor_keys`): on IEMOCAP
-                                     the actor, session and gender (``Ses01F``), else
-                                     ``<dialogue id>/<slot>``. Optional: files written before
+                                     the actor, session and gender (``Ses01F``); the
+                                     speaker's name where the data gives it (MELD from
+                                     its CSVs); else ``<dialogue id>/<slot>``. Optional:
+                                     files written before
                                      it was recorded have none (:attr:`Predictions.speaker`
                                      None)
 ==================  ===============  ==========================================================
@@ -328,7 +330,10 @@ def speaker_keys_for(dialogue_id, utterance_index, dialogues, speaker_names) -> 
     utterance is not among ``dialogues``."""
     from bridging.data.speakers import actor_keys
 
-    keys = {str(d.id): actor_keys(d.id, d.speakers, speaker_names) for d in dialogues}
+    keys = {
+        str(d.id): actor_keys(d.id, d.speakers, speaker_names, getattr(d, "persons", None))
+        for d in dialogues
+    }
     out = []
     for dlg, pos in zip(dialogue_id, np.asarray(utterance_index, dtype=np.int64).tolist()):
         of = keys.get(str(dlg))
