@@ -135,6 +135,8 @@ def test_checkpoints_and_metrics_record_the_binding(templates):
         "protocol": "loso",
         "fold": 1,
         "dev_rule": "next_session",
+        "normalize": "none",
+        "normalize_prior": 1.0,
     }
     assert metrics["data"]["fingerprint"] == fp
     synthetic = {"seed": 0, "n_dialogues": 16, "n_test_dialogues": 4, "min_len": 4}

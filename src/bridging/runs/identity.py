@@ -1,14 +1,16 @@
-"""A run's identity: the data, protocol, fold, dev rule and label set a model was trained on.
+"""A run's identity: the data, protocol, fold, dev rule, label set and feature normalisation
+a model was trained on.
 
 Every checkpoint a training run writes carries its *binding* (``checkpoint["bridging"]
 ["binding"]``, :func:`run_binding`): the loaded corpus's content fingerprint
 (:meth:`bridging.data.records.Corpus.fingerprint`, the same under every fold), where it came
-from, the protocol, fold, dev rule and label set, and the ids of the dialogues the model was
-trained on (``train``) and selected on (``dev``). The run's metrics.json holds the same
+from, the protocol, fold, dev rule, label set and normalisation (``data.normalize`` and its
+prior), and the ids of the dialogues the model was trained on (``train``) and selected on (``dev``). The run's metrics.json holds the same
 binding without the ids (:func:`binding_summary`).
 
 - Resuming (``ckpt_path=last`` or a path) checks the run's data against it
-  (:func:`check_resume_identity`): another label set, protocol, fold, dev rule or data content
+  (:func:`check_resume_identity`): another label set, protocol, fold, dev rule, normalisation
+  (or training statistics that differ from the checkpoint's) or data content
   (another file, or the same file changed, even with the same feature sizes) is refused with
   one line naming both values, as is a ``trainer.max_epochs`` below the epochs the checkpoint
   has already trained. A checkpoint written before the binding existed is checked on what its
