@@ -5,8 +5,9 @@ Every checkpoint a training run writes carries its *binding* (``checkpoint["brid
 ["binding"]``, :func:`run_binding`): the loaded corpus's content fingerprint
 (:meth:`bridging.data.records.Corpus.fingerprint`, the same under every fold), where it came
 from, the protocol, fold, dev rule, label set and normalisation (``data.normalize`` and its
-prior), and the ids of the dialogues the model was trained on (``train``) and selected on (``dev``). The run's metrics.json holds the same
-binding without the ids (:func:`binding_summary`).
+prior), and the ids of the dialogues the model was trained on (``train``) and selected on
+(``dev``). The run's metrics.json holds the same binding without the ids
+(:func:`binding_summary`).
 
 - Resuming (``ckpt_path=last`` or a path) checks the run's data against it
   (:func:`check_resume_identity`): another label set, protocol, fold, dev rule, normalisation
