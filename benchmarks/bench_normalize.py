@@ -4,14 +4,15 @@ of normalising at inference.
 
     python benchmarks/bench_normalize.py --out outputs/normalize \
         [--reuse-none outputs/reproduce/<loso dir>] [--jobs 2 --threads 1] \
-        [--markdown docs/results/normalization.md]
+        [--markdown docs/results/normalization.md] [--collect-only]
 
 Each run is ``bridging-train experiment=<e> experiment_name=<e> seed=0 data.protocol=loso
 data.fold=<k> data.normalize=<mode>`` with the comparison's settings (55 epochs, csv logger,
 ``bridging-reproduce``'s common overrides), in ``<out>/<e>/<mode>/fold<k>``; a finished run
 (its metrics.json) is kept, so the command resumes. ``--reuse-none DIR`` takes the ``none``
 rows from a loso ``bridging-reproduce`` output (the same runs: ``DIR/<e>/fold<k>/seed0``),
-after checking that their config is this one's.
+after checking that their config is this one's. ``--collect-only`` trains nothing and
+reports the finished runs.
 
 Per run: the test wF1 (speech only: the masked model is evaluated on audio) and the wF1 of
 each test actor (IEMOCAP actor = session + gender, :mod:`bridging.data.speakers`; under loso
@@ -204,13 +205,14 @@ def markdown(results: dict, cost: list[dict], args, cpu: str) -> str:
                 continue
             folds = [r["folds"][k] for k in sorted(r["folds"])]
             mean, half = ci95(folds)
+            cells = " | ".join(
+                f"{r['folds'][k]:.2f}" if k in r["folds"] else "" for k in sorted(args.folds)
+            )
             actors = r["actors"]
             worst = min(actors, key=actors.get)
             lines.append(
-                f"| {exp} | {mode} | "
-                + " | ".join(f"{v:.2f}" for v in folds)
-                + f" | {mean:.2f} ± {half:.2f} | {np.mean(list(actors.values())):.2f} | "
-                f"{actors[worst]:.2f} ({worst}) |"
+                f"| {exp} | {mode} | {cells} | {mean:.2f} ± {half:.2f} | "
+                f"{np.mean(list(actors.values())):.2f} | {actors[worst]:.2f} ({worst}) |"
             )
             actor_rows.append((exp, mode, actors))
     if actor_rows:
@@ -255,6 +257,12 @@ def main(argv=None) -> int:
     ap.add_argument("--reuse-none", default=None)
     ap.add_argument("--markdown", default=None)
     ap.add_argument("--cpu", default="", help="the CPU and its ISA, for the figures' caption")
+    ap.add_argument(
+        "--collect-only",
+        action="store_true",
+        help="train nothing: report the finished runs only (an experiment x mode with no "
+        "finished run is left out)",
+    )
     args = ap.parse_args(argv)
     jobs, runs = [], {}
     for exp in args.experiments:
@@ -265,6 +273,12 @@ def main(argv=None) -> int:
                     runs[(exp, mode, fold)] = run
                 else:
                     jobs.append((exp, mode, fold))
+    if args.collect_only:
+        for j in jobs:
+            run = Path(args.out) / j[0] / j[1] / f"fold{j[2]}"
+            if (run / "metrics.json").is_file():
+                runs[j] = run
+        jobs = []
     # the longest first (masked trains a+v)
     jobs.sort(key=lambda j: (j[0] != "masked", j[2], j[1]))
     print(f"{len(jobs)} runs to train ({len(runs)} reused)", flush=True)
@@ -272,7 +286,7 @@ def main(argv=None) -> int:
         futures = {j: pool.submit(run_one, args, *j) for j in jobs}
         for j, f in futures.items():
             runs[j] = f.result()
-    actors = {fold: actor_map(fold) for fold in args.folds}
+    actors = {fold: actor_map(fold) for fold in sorted({k[2] for k in runs})}
     results: dict = {}
     for (exp, mode, fold), run in sorted(runs.items()):
         r = results.setdefault((exp, mode), {"folds": {}, "actors": {}})
