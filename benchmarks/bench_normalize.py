@@ -97,31 +97,25 @@ def reused(args, exp, fold) -> Path | None:
     return run
 
 
-def actor_map(fold: int) -> dict[tuple[str, int], str]:
-    """(dialogue id, utterance index) -> actor key of the default corpus's loso fold test."""
+def actor_map(fold: int):
+    """The default corpus's loso fold: its test dialogues and speaker names."""
     from bridging.data.datamodule import IEMOCAPDataModule
-    from bridging.data.speakers import actor_keys
 
     dm = IEMOCAPDataModule(modalities=["a"], protocol="loso", fold=fold)
     dm.setup()
-    out = {}
-    for d in dm.corpus.splits["test"]:
-        for i, key in enumerate(actor_keys(d.id, d.speakers, dm.corpus.speaker_names)):
-            out[(d.id, i)] = key
-    return out
+    return dm.corpus.splits["test"], dm.corpus.speaker_names
 
 
-def per_actor(run: Path, actors: dict) -> dict[str, float]:
-    from bridging.data.predictions import Predictions, confusion_matrix, f1_scores
+def per_actor(run: Path, actors) -> dict[str, float]:
+    """Test wF1 per actor (the report's :func:`bridging.report.actors.actor_scores`); files
+    written before predictions recorded speakers get them from the corpus."""
+    from bridging.data.predictions import Predictions
+    from bridging.report.actors import actor_scores
 
     p = Predictions.load(run / "test_predictions.npz")
-    keys = np.asarray([actors[(d, int(i))] for d, i in zip(p.dialogue_id, p.utterance_index)])
-    out = {}
-    for a in sorted(set(keys)):
-        sel = keys == a
-        c = confusion_matrix(p.gold[sel], p.pred[sel], p.n_classes)
-        out[a] = 100 * float(f1_scores(c)["wf1"])
-    return out
+    if p.speaker is None:
+        p = p.with_speakers(*actors)
+    return {a: s["wf1"] for a, s in actor_scores(p).items() if s["wf1"] is not None}
 
 
 def inference_cost(reps: int = 200) -> list[dict]:

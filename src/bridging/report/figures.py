@@ -65,6 +65,15 @@ CHAR_EM = 0.62
 # ---------------------------------------------------------------------------------------------
 
 
+def _modality_tag(row: dict) -> str:
+    """An experiment row's modalities for a label: ``a+v``, ``a+v→a`` when evaluated on
+    others, ``labels`` for a reference row without any."""
+    mods = row["modalities"] or "labels"
+    if row["eval_modalities"] != row["modalities"]:
+        mods += f"→{row['eval_modalities']}"
+    return mods
+
+
 def figure(w: float, h: float, constrained: bool = True):
     """A matplotlib Figure of ``w`` x ``h`` inches at 100 dpi, with the constrained layout
     unless ``constrained`` is false (then the caller lays it out)."""
@@ -382,12 +391,7 @@ def plot_comparison(result: dict | None):
     base = next((r for r in rows if r["experiment"] == "audio_only"), None)
     if base is not None:
         ax.axhline(base["wf1_mean"], color="C0", ls="--", lw=0.8, alpha=0.6)
-    labels = []
-    for row in rows:
-        mods = row["modalities"] or "labels"
-        if row["eval_modalities"] != row["modalities"]:
-            mods += f"→{row['eval_modalities']}"
-        labels.append(f"{row['experiment'].replace('_', ' ')}\n({mods})")
+    labels = [f"{row['experiment'].replace('_', ' ')}\n({_modality_tag(row)})" for row in rows]
     ax.set_xticks(range(n), labels, fontsize=7)
     ax.set_xlim(-0.6, n - 0.4)
     ax.set_ylabel("test weighted F1 (%)")
@@ -549,12 +553,7 @@ def plot_per_actor(view: dict | None):
                     color = "white" if share < 0.15 or share > 0.85 else "black"
                     ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=7,
                             color=color)  # fmt: skip
-        labels = []
-        for row in rows:
-            mods = row["modalities"] or "labels"
-            if row["eval_modalities"] != row["modalities"]:
-                mods += f"→{row['eval_modalities']}"
-            labels.append(f"{row['experiment']} ({mods})")
+        labels = [f"{row['experiment']} ({_modality_tag(row)})" for row in rows]
         n = t["n_utterances"]
         ticks = [f"{a}\nn={n[a][0]}–{n[a][1]}" if isinstance(n[a], list) else f"{a}\nn={n[a]}"
                  for a in actors]  # fmt: skip

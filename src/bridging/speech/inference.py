@@ -122,6 +122,10 @@ class SpeechModel:
         self.label_names = list(self.facts.label_names)
         self.speaker_names = list(self.facts.speaker_names)
         self.dim = int(self.facts.feature_sizes["a"])
+        from bridging.data.normalize import Normalization
+
+        #: the model's feature normalisation (docs/normalization.md), read once
+        self.normalization = Normalization.from_dict(self.facts.normalization, self.where)
         self.spec = (self.facts.extractors or {}).get("a")
         self.pipeline: FeaturePipeline | None = None
         if load_extractor:
@@ -174,11 +178,9 @@ class SpeechModel:
 
     def _run(self, x: torch.Tensor, lengths: torch.Tensor, speakers: torch.Tensor):
         b, t = speakers.shape
-        from bridging.data.normalize import Normalization
-
-        # the model's normalisation (docs/normalization.md): speaker statistics pool each
-        # row's (dialogue's or prefix's) utterances of a speaker; online is causal
-        norm = Normalization.from_dict(self.facts.normalization, "checkpoint")
+        # speaker statistics pool each row's (dialogue's or prefix's) utterances of a
+        # speaker; online is causal
+        norm = self.normalization
         if norm.active:
             x = norm.apply_padded({"a": x}, lengths, speakers, self.facts.n_speakers)["a"]
         batch = DialogueBatch(
