@@ -4,7 +4,8 @@ of normalising at inference.
 
     python benchmarks/bench_normalize.py --out outputs/normalize \
         [--reuse-none outputs/reproduce/<loso dir>] [--jobs 2 --threads 1] \
-        [--markdown docs/results/normalization.md] [--collect-only]
+        [--markdown docs/results/normalization.md] [--figure docs/results/normalization.png] \
+        [--collect-only]
 
 Each run is ``bridging-train experiment=<e> experiment_name=<e> seed=0 data.protocol=loso
 data.fold=<k> data.normalize=<mode>`` with the comparison's settings (55 epochs, csv logger,
@@ -12,7 +13,9 @@ data.fold=<k> data.normalize=<mode>`` with the comparison's settings (55 epochs,
 (its metrics.json) is kept, so the command resumes. ``--reuse-none DIR`` takes the ``none``
 rows from a loso ``bridging-reproduce`` output (the same runs: ``DIR/<e>/fold<k>/seed0``),
 after checking that their config is this one's. ``--collect-only`` trains nothing and
-reports the finished runs.
+reports the finished runs. Every run of one experiment and fold must have read the same corpus
+(the content fingerprint in its metrics.json), or the command stops: a table never mixes
+corpora.
 
 Per run: the test wF1 (speech only: the masked model is evaluated on audio) and the wF1 of
 each test actor (IEMOCAP actor = session + gender, :mod:`bridging.data.speakers`; under loso
@@ -161,6 +164,72 @@ def inference_cost(reps: int = 200) -> list[dict]:
     return rows
 
 
+def check_corpora(runs: dict) -> dict:
+    """``{(experiment, fold): fingerprint}``; stops when two runs of one experiment and fold
+    read different corpora (e.g. ``none`` runs reused from a comparison on another corpus)."""
+    seen: dict = {}
+    for (exp, _mode, fold), run in sorted(runs.items()):
+        fp = (json.loads((run / "metrics.json").read_text()).get("data") or {}).get("fingerprint")
+        first = seen.setdefault((exp, fold), (fp, run))
+        if first[0] != fp:
+            raise SystemExit(
+                f"bench_normalize: error: {run}: metrics.json: data.fingerprint: expected "
+                f"{first[0]} (the corpus of {first[1]}), got {fp}"
+            )
+    return {k: v[0] for k, v in seen.items()}
+
+
+def plot(results: dict, args, cpu: str):
+    """Two panels: each experiment x mode's per-fold test wF1 (dots) with the mean and its 95%
+    t-interval; and the per-actor test wF1 as a heatmap (rows experiment x mode)."""
+    from bridging.report.figures import figure, fit_title
+
+    keys = [(e, m) for e in args.experiments for m in args.modes if results.get((e, m))]
+    if not keys:
+        return None
+    names = sorted({a for k in keys for a in results[k]["actors"]})
+    fig = figure(13.0, 1.2 + 0.42 * len(keys) + 1.6)
+    left, right = fig.subplots(1, 2, width_ratios=[1.0, 1.5])
+    colors = dict(zip(MODES, ("0.35", "tab:blue", "tab:green", "tab:orange")))
+    ys = np.arange(len(keys))[::-1]
+    for y, (exp, mode) in zip(ys, keys):
+        folds = results[(exp, mode)]["folds"]
+        values = [folds[k] for k in sorted(folds)]
+        mean, half = ci95(values)
+        c = colors.get(mode, "k")
+        left.scatter(values, [y] * len(values), s=14, color=c, alpha=0.6, zorder=2)
+        left.errorbar([mean], [y], xerr=[[half], [half]] if half == half else None, fmt="D",
+                      color=c, markersize=6, capsize=3, zorder=3)  # fmt: skip
+        left.annotate(f"{mean:.1f}", (mean, y), xytext=(0, 7), textcoords="offset points",
+                      ha="center", fontsize=7)  # fmt: skip
+    labels = [f"{e} / {m}" for e, m in keys]
+    left.set_yticks(ys, labels, fontsize=8)
+    left.set_xlabel("test weighted F1 (%), speech only", fontsize=8)
+    left.set_title("per fold (dots); mean ± 95% t-interval over folds (diamond)", fontsize=8)
+    left.grid(axis="x", alpha=0.3)
+    grid = np.array([[results[k]["actors"].get(a, np.nan) for a in names] for k in keys])
+    lo, hi = float(np.nanmin(grid)), float(np.nanmax(grid))
+    image = right.imshow(grid, cmap="RdYlGn", aspect="auto", vmin=lo, vmax=hi)
+    for i in range(len(keys)):
+        for j in range(len(names)):
+            if not np.isnan(grid[i, j]):
+                share = (grid[i, j] - lo) / max(hi - lo, 1e-9)  # white on the darkest cells
+                color = "white" if share < 0.15 or share > 0.85 else "black"
+                right.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=7,
+                           color=color)  # fmt: skip
+    right.set_xticks(range(len(names)), names, fontsize=7)
+    right.set_yticks(range(len(keys)), labels, fontsize=8)
+    right.set_title("per actor (each actor tested once, in its session's fold)", fontsize=8)
+    fig.colorbar(image, ax=right, label="test weighted F1 (%)", shrink=0.9)
+    title = (
+        "data.normalize under leave-one-session-out: seed 0, "
+        f"{args.epochs} epochs, default corpus; {cpu}. Measured, not tuned: the default "
+        "stays none"
+    )
+    fig.suptitle(fit_title(title, 13.0, 10), fontsize=10)
+    return fig
+
+
 def ci95(values) -> tuple[float, float]:
     """Mean and the half-width of a t-interval (95%) over the folds."""
     v = np.asarray(values, dtype=float)
@@ -250,6 +319,12 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reuse-none", default=None)
     ap.add_argument("--markdown", default=None)
+    ap.add_argument("--figure", default=None, help="also draw the results to this PNG")
+    ap.add_argument(
+        "--no-cost",
+        action="store_true",
+        help="skip timing the normaliser (when other jobs share the CPU, its figures are wrong)",
+    )
     ap.add_argument("--cpu", default="", help="the CPU and its ISA, for the figures' caption")
     ap.add_argument(
         "--collect-only",
@@ -280,19 +355,26 @@ def main(argv=None) -> int:
         futures = {j: pool.submit(run_one, args, *j) for j in jobs}
         for j, f in futures.items():
             runs[j] = f.result()
+    check_corpora(runs)
     actors = {fold: actor_map(fold) for fold in sorted({k[2] for k in runs})}
     results: dict = {}
     for (exp, mode, fold), run in sorted(runs.items()):
         r = results.setdefault((exp, mode), {"folds": {}, "actors": {}})
         r["folds"][fold] = 100 * json.loads((run / "metrics.json").read_text())["test"]["wf1"]
         r["actors"].update(per_actor(run, actors[fold]))
-    cost = inference_cost()
+    cost = [] if args.no_cost else inference_cost()
     text = markdown(results, cost, args, args.cpu or "CPU not stated")
     print(text)
     if args.markdown:
         from bridging.utils.files import atomic_write_text
 
         atomic_write_text(args.markdown, text)
+    if args.figure:
+        from bridging.report.figures import save_figure
+
+        fig = plot(results, args, args.cpu or "CPU not stated")
+        if fig is not None:
+            print(f"figure: {save_figure(fig, args.figure)}")
     return 0
 
 
