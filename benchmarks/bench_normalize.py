@@ -61,8 +61,12 @@ def train_bin() -> str:
     return str(here) if here.exists() else "bridging-train"
 
 
+def run_dir(args, exp, mode, fold) -> Path:
+    return Path(args.out) / exp / mode / f"fold{fold}"
+
+
 def run_one(args, exp, mode, fold) -> Path:
-    out = Path(args.out) / exp / mode / f"fold{fold}"
+    out = run_dir(args, exp, mode, fold)
     if (out / "metrics.json").is_file():
         return out
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "WANDB_MODE": "disabled"}
@@ -164,25 +168,24 @@ def inference_cost(reps: int = 200) -> list[dict]:
     return rows
 
 
-def check_corpora(runs: dict) -> dict:
-    """``{(experiment, fold): fingerprint}``; stops when two runs of one experiment and fold
-    read different corpora (e.g. ``none`` runs reused from a comparison on another corpus)."""
+def check_corpora(runs: dict, metrics: dict) -> None:
+    """Stops when two runs of one experiment and fold read different corpora (``data.
+    fingerprint`` of their ``metrics``; e.g. ``none`` runs reused from another corpus)."""
     seen: dict = {}
     for (exp, _mode, fold), run in sorted(runs.items()):
-        fp = (json.loads((run / "metrics.json").read_text()).get("data") or {}).get("fingerprint")
+        fp = (metrics[run].get("data") or {}).get("fingerprint")
         first = seen.setdefault((exp, fold), (fp, run))
         if first[0] != fp:
             raise SystemExit(
                 f"bench_normalize: error: {run}: metrics.json: data.fingerprint: expected "
                 f"{first[0]} (the corpus of {first[1]}), got {fp}"
             )
-    return {k: v[0] for k, v in seen.items()}
 
 
 def plot(results: dict, args, cpu: str):
     """Two panels: each experiment x mode's per-fold test wF1 (dots) with the mean and its 95%
     t-interval; and the per-actor test wF1 as a heatmap (rows experiment x mode)."""
-    from bridging.report.figures import figure, fit_title
+    from bridging.report.figures import figure, fit_title, write_cells
 
     keys = [(e, m) for e in args.experiments for m in args.modes if results.get((e, m))]
     if not keys:
@@ -198,7 +201,7 @@ def plot(results: dict, args, cpu: str):
         mean, half = ci95(values)
         c = colors.get(mode, "k")
         left.scatter(values, [y] * len(values), s=14, color=c, alpha=0.6, zorder=2)
-        left.errorbar([mean], [y], xerr=[[half], [half]] if half == half else None, fmt="D",
+        left.errorbar([mean], [y], xerr=None if np.isnan(half) else [[half], [half]], fmt="D",
                       color=c, markersize=6, capsize=3, zorder=3)  # fmt: skip
         left.annotate(f"{mean:.1f}", (mean, y), xytext=(0, 7), textcoords="offset points",
                       ha="center", fontsize=7)  # fmt: skip
@@ -210,13 +213,7 @@ def plot(results: dict, args, cpu: str):
     grid = np.array([[results[k]["actors"].get(a, np.nan) for a in names] for k in keys])
     lo, hi = float(np.nanmin(grid)), float(np.nanmax(grid))
     image = right.imshow(grid, cmap="RdYlGn", aspect="auto", vmin=lo, vmax=hi)
-    for i in range(len(keys)):
-        for j in range(len(names)):
-            if not np.isnan(grid[i, j]):
-                share = (grid[i, j] - lo) / max(hi - lo, 1e-9)  # white on the darkest cells
-                color = "white" if share < 0.15 or share > 0.85 else "black"
-                right.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=7,
-                           color=color)  # fmt: skip
+    write_cells(right, grid, lo, hi)
     right.set_xticks(range(len(names)), names, fontsize=7)
     right.set_yticks(range(len(keys)), labels, fontsize=8)
     right.set_title("per actor (each actor tested once, in its session's fold)", fontsize=8)
@@ -344,9 +341,8 @@ def main(argv=None) -> int:
                     jobs.append((exp, mode, fold))
     if args.collect_only:
         for j in jobs:
-            run = Path(args.out) / j[0] / j[1] / f"fold{j[2]}"
-            if (run / "metrics.json").is_file():
-                runs[j] = run
+            if (run_dir(args, *j) / "metrics.json").is_file():
+                runs[j] = run_dir(args, *j)
         jobs = []
     # the longest first (masked trains a+v)
     jobs.sort(key=lambda j: (j[0] != "masked", j[2], j[1]))
@@ -355,12 +351,13 @@ def main(argv=None) -> int:
         futures = {j: pool.submit(run_one, args, *j) for j in jobs}
         for j, f in futures.items():
             runs[j] = f.result()
-    check_corpora(runs)
+    metrics = {run: json.loads((run / "metrics.json").read_text()) for run in runs.values()}
+    check_corpora(runs, metrics)
     actors = {fold: actor_map(fold) for fold in sorted({k[2] for k in runs})}
     results: dict = {}
     for (exp, mode, fold), run in sorted(runs.items()):
         r = results.setdefault((exp, mode), {"folds": {}, "actors": {}})
-        r["folds"][fold] = 100 * json.loads((run / "metrics.json").read_text())["test"]["wf1"]
+        r["folds"][fold] = 100 * metrics[run]["test"]["wf1"]
         r["actors"].update(per_actor(run, actors[fold]))
     cost = [] if args.no_cost else inference_cost()
     text = markdown(results, cost, args, args.cpu or "CPU not stated")

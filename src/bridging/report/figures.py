@@ -74,6 +74,16 @@ def _modality_tag(row: dict) -> str:
     return mods
 
 
+def write_cells(ax, grid: np.ndarray, lo: float, hi: float, fontsize: float = 7) -> None:
+    """Each non-NaN cell's value written in a heatmap of ``grid`` drawn from ``lo`` to ``hi``,
+    white on the darkest cells (the colour map's ends), black elsewhere."""
+    for i, j in zip(*np.nonzero(~np.isnan(grid))):
+        share = (grid[i, j] - lo) / max(hi - lo, 1e-9)
+        color = "white" if share < 0.15 or share > 0.85 else "black"
+        ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=fontsize,
+                color=color)  # fmt: skip
+
+
 def figure(w: float, h: float, constrained: bool = True):
     """A matplotlib Figure of ``w`` x ``h`` inches at 100 dpi, with the constrained layout
     unless ``constrained`` is false (then the caller lays it out)."""
@@ -546,13 +556,7 @@ def plot_per_actor(view: dict | None):
                 if v is not None:
                     grid[i, j] = v
         image = ax.imshow(grid, cmap="RdYlGn", vmin=lo, vmax=hi, aspect="auto")
-        for i in range(len(rows)):
-            for j in range(len(actors)):
-                if not np.isnan(grid[i, j]):
-                    share = (grid[i, j] - lo) / (hi - lo)  # white on the darkest cells
-                    color = "white" if share < 0.15 or share > 0.85 else "black"
-                    ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=7,
-                            color=color)  # fmt: skip
+        write_cells(ax, grid, lo, hi)
         labels = [f"{row['experiment']} ({_modality_tag(row)})" for row in rows]
         n = t["n_utterances"]
         ticks = [f"{a}\nn={n[a][0]}–{n[a][1]}" if isinstance(n[a], list) else f"{a}\nn={n[a]}"
