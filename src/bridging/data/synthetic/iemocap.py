@@ -123,10 +123,10 @@ class CorpusParams(FeatureParams):
     #: the probe; the per-actor audio and video baselines assumptions bounded by COGMEN's a
     #: and v rows (their spread over seeds) and the actor probe (docs/synthetic.md, "The
     #: actor terms")
-    strength: dict = field(default_factory=lambda: {"a": 0.4, "t": 5.5, "v": 1.12})
+    strength: dict = field(default_factory=lambda: {"a": 0.4, "t": 5.5, "v": 1.05})
     audio_speaker_sd: float = 0.15
     audio_hetero: float = 0.6
-    video_speaker_sd: float = 0.1
+    video_speaker_sd: float = 0.125
 
     def to_dict(self) -> dict:
         return asdict(self)
