@@ -341,8 +341,9 @@ def main(argv=None) -> int:
                     jobs.append((exp, mode, fold))
     if args.collect_only:
         for j in jobs:
-            if (run_dir(args, *j) / "metrics.json").is_file():
-                runs[j] = run_dir(args, *j)
+            run = run_dir(args, *j)
+            if (run / "metrics.json").is_file():
+                runs[j] = run
         jobs = []
     # the longest first (masked trains a+v)
     jobs.sort(key=lambda j: (j[0] != "masked", j[2], j[1]))
