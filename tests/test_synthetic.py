@@ -401,3 +401,32 @@ def test_the_cogmen_instrument_runs_on_a_tiny_corpus_and_resumes(tmp_path, monke
     assert {k: r.wf1 for k, r in again.items()} == {k: r.wf1 for k, r in rows.items()}
     md = cal.cogmen_table([r.as_dict() for r in again.values()])
     assert "| a | 63.58 |" in md and "| v | 43.85 |" in md
+
+
+def test_probe_rows_are_the_check_only_where_cogmen_did_not_measure():
+    """A probe row whose subset has a COGMEN row carries no band (the COGMEN row is the
+    check) and the doc states probe minus COGMEN; the other probe rows keep the ±6 band."""
+    table = {"a": 53.0, "t": 79.0, "v": 40.0, "at": 79.5, "av": 58.0, "tv": 80.0, "atv": 78.0}
+    facts = cal.probe_facts(table, checked_by_cogmen=["a", "av"])
+    by = {f.name.rsplit(", ", 1)[1]: f for f in facts}
+    assert list(by) == list(cal.COGMEN_ABLATION)
+    assert by["a"].band is None and by["a"].ok is None and "stand-in" in by["a"].source
+    assert by["av"].ok is None and by["a"].real == 63.58 and by["a"].measured == 53.0
+    assert by["t"].band == 6.0 and by["t"].ok is True  # |79 - 81.55| <= 6
+    assert by["atv"].ok is False  # |78 - 84.50| > 6, and no COGMEN row checks it
+    # without COGMEN rows every probe row is checked within its band
+    assert [f.ok for f in cal.probe_facts(table)] == [
+        abs(table[s] - r) <= 6 for s, r in cal.COGMEN_ABLATION.items()
+    ]
+    cogmen = [
+        {"subset": "a", "real": 63.58, "mean": 64.68, "min": 63.15, "max": 66.43, "range": 3.28,
+         "seeds": {"0": 63.15, "1": 64.47, "2": 66.43}, "settings": "experiment=audio_only",
+         "band": 4.0, "within": True, "baseline_within": True},
+        {"subset": "av", "real": 64.48, "mean": 64.12, "min": 63.53, "max": 64.55, "range": 1.01,
+         "seeds": {"0": 64.29, "1": 63.53, "2": 64.55}, "settings": "experiment=teacher",
+         "band": 4.0, "within": True},
+    ]  # fmt: skip
+    md = cal.markdown(facts, preset_params("iemocap"), "bridging-data calibrate --cogmen", cogmen)
+    assert "Probe minus bridging's COGMEN, wF1 points: a -11.68, av -6.12." in md
+    assert "Outside the band: probe test wF1 %, atv, left as measured." in md
+    assert "| probe test wF1 %, a | 63.58 | 53.00 |  |  |" in md

@@ -334,9 +334,15 @@ def cmd_calibrate(args) -> int:
         print(repr(params))
         return 0
     facts = cal.calibration_facts(
-        params, seed=args.seed, probe=not args.no_probe, probe_seeds=tuple(args.probe_seeds)
+        params,
+        seed=args.seed,
+        probe=not args.no_probe,
+        probe_seeds=tuple(args.probe_seeds),
+        checked_by_cogmen=[row["subset"] for row in cogmen or ()],
     )
     command = "bridging-data calibrate" + (" --cogmen" if args.cogmen else "")
+    if args.cogmen and args.cogmen_subsets != ["a", "v", "av"]:
+        command += " --cogmen-subsets " + " ".join(args.cogmen_subsets)
     command += f" --markdown {args.markdown}" if args.markdown else ""
     text = cal.markdown(facts, params, command, cogmen=cogmen, preset=args.preset)
     if args.markdown:
