@@ -244,6 +244,9 @@ def test_calibrate_cli_prints_the_table(capsys, tmp_path):
     assert by["unanimous, ang"]["within"] is True
     text = out.read_text()
     assert "| statistic | real | generated |" in text and "bridging-data calibrate" in text
+    from bridging.runs.precision import cpu_isa
+
+    assert f"(preset iemocap, seed 0; on a CPU with {cpu_isa()})." in text
 
 
 # -- issue 28: the actor probe, the old corpus as a preset, COGMEN in the loop --------------

@@ -344,7 +344,9 @@ def cmd_calibrate(args) -> int:
     if args.cogmen and args.cogmen_subsets != ["a", "v", "av"]:
         command += " --cogmen-subsets " + " ".join(args.cogmen_subsets)
     command += f" --markdown {args.markdown}" if args.markdown else ""
-    text = cal.markdown(facts, params, command, cogmen=cogmen, preset=args.preset)
+    from bridging.runs.precision import cpu_isa
+
+    text = cal.markdown(facts, params, command, cogmen=cogmen, preset=args.preset, isa=cpu_isa())
     if args.markdown:
         from bridging.utils.files import atomic_write_text
 
