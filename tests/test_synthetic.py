@@ -390,6 +390,13 @@ def test_the_cogmen_instrument_runs_on_a_tiny_corpus_and_resumes(tmp_path, monke
     metrics = json.loads((root / "a" / "seed0" / "metrics.json").read_text())
     assert metrics["experiment"] == "audio_only" and metrics["modalities"] == ["a"]
     assert metrics["data"]["synthetic"]["audio_speaker_sd"] == 0.2
+    import torch
+
+    from bridging.runs.precision import cpu_isa
+
+    # where it trained: float32 kernels of two ISAs train the same seed to other figures
+    assert metrics["machine"] == {"device": "cpu", "cpu_isa": cpu_isa(), "torch": torch.__version__}
+    assert rows["a"].as_dict()["trained_on"] == [cpu_isa()]
     assert not (root / "a" / "seed0" / "checkpoints").exists()  # the row needs metrics only
     # a killed run (a dir without metrics.json) is trained again from scratch
     (root / "a" / "seed2").mkdir()
@@ -404,6 +411,14 @@ def test_the_cogmen_instrument_runs_on_a_tiny_corpus_and_resumes(tmp_path, monke
     assert {k: r.wf1 for k, r in again.items()} == {k: r.wf1 for k, r in rows.items()}
     md = cal.cogmen_table([r.as_dict() for r in again.values()])
     assert "| a | 63.58 |" in md and "| v | 43.85 |" in md
+    assert md.splitlines()[2].endswith(f"| `experiment=audio_only` | {cpu_isa()} |")
+    # a run written before metrics.json named its machine reads as such
+    path = root / "v" / "seed1" / "metrics.json"
+    path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items()
+                                if k != "machine"}))  # fmt: skip
+    old = cc.measure(out, params=params, subsets=("v",), seeds=(0, 1), epochs=1,
+                     jobs=1, extra=tiny, log=lambda m: None)  # fmt: skip
+    assert old["v"].as_dict()["trained_on"] == sorted([cpu_isa(), "not recorded"])
 
 
 def test_probe_rows_are_the_check_only_where_cogmen_did_not_measure():

@@ -32,7 +32,7 @@ import shutil
 import statistics
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -109,6 +109,7 @@ class Row:
 
     subset: str
     wf1: dict  # seed -> test wF1 %
+    trained_on: dict = field(default_factory=dict)  # seed -> CPU ISA or CUDA device
 
     @property
     def mean(self) -> float:
@@ -145,6 +146,7 @@ class Row:
             "range": round(self.range, 2),
             "seeds": {str(s): round(v, 2) for s, v in sorted(self.wf1.items())},
             "settings": " ".join(SETTINGS[self.subset]),
+            "trained_on": sorted(set(self.trained_on.values())),
             "band": BAND if self.subset in FITTED else None,
             "within": self.within() if self.subset in FITTED else None,
         }
@@ -160,6 +162,18 @@ def _finished(run_dir: Path) -> float | None:
     except (OSError, ValueError):
         return None
     return 100.0 * float(metrics["test"]["wf1"])
+
+
+def _trained_on(run_dir: Path) -> str:
+    """The machine a finished run trained on, from its metrics.json: the CUDA device, else
+    the CPU's instruction set; ``not recorded`` for runs written before metrics.json held
+    it."""
+    try:
+        machine = json.loads((run_dir / "metrics.json").read_text()).get("machine") or {}
+    except (OSError, ValueError):
+        machine = {}
+    device = str(machine.get("device", ""))
+    return device if device.startswith("cuda") else machine.get("cpu_isa") or "not recorded"
 
 
 def _run(overrides: list[str], out_dir: str, threads: int) -> dict:
@@ -230,7 +244,10 @@ def measure(
                     f"  {sub:>3} seed {seed}: test wF1 {100 * res['wf1']:.2f} "
                     f"({res['s']:.0f} s; {time.perf_counter() - t0:.0f} s in all)"
                 )
-    return {sub: Row(sub, wf1) for sub, wf1 in results.items()}
+    return {
+        sub: Row(sub, wf1, {seed: _trained_on(root / sub / f"seed{seed}") for seed in wf1})
+        for sub, wf1 in results.items()
+    }
 
 
 def fit_strengths(

@@ -33,6 +33,7 @@ from bridging.runs.allocator import set_allocator
 from bridging.runs.evaluate import full_modality_metrics, student_metrics
 from bridging.runs.identity import binding_summary, check_resume_identity, run_binding
 from bridging.runs.outputs import run_metrics, sweep_hparams
+from bridging.runs.precision import machine_summary
 from bridging.runs.teacher import attach_teacher
 from bridging.runs.train import (
     build_datamodule,
@@ -94,6 +95,7 @@ def train(cfg: DictConfig, output_dir=None) -> dict:
         hparams=sweep_hparams(resolved),
     )
     metrics["binding"] = binding_summary(datamodule)
+    metrics["machine"] = machine_summary(result.trainer.strategy.root_device)
     metrics.update(recipe_metrics(recipe, datamodule, best))
     finish(cfg, result, metrics, output_dir)
     return metrics

@@ -100,6 +100,18 @@ def training_device(accelerator) -> str:
     return "cpu"
 
 
+def machine_summary(device) -> dict:
+    """Where a run trained, for its metrics.json: the device (``cpu`` or ``cuda:<name>``),
+    the CPU's instruction set (:func:`cpu_isa`) and the torch version. float32 kernels of
+    two instruction sets sum in other orders, so the same seed can train to other figures
+    on another CPU (docs/synthetic.md); this records which one a figure came from."""
+    device = torch.device(device)
+    name = "cpu"
+    if device.type == "cuda":
+        name = f"cuda:{torch.cuda.get_device_name(device)}"
+    return {"device": name, "cpu_isa": cpu_isa(), "torch": torch.__version__}
+
+
 def resolve_precision(precision, accelerator="auto") -> str:
     """The Lightning precision to train with: ``precision`` as given (aliases to their
     names), ``auto`` decided by the device. A setting the device cannot run, or one this
@@ -135,6 +147,7 @@ __all__ = [
     "cpu_native_bf16",
     "cpu_bf16_pays",
     "cpu_isa",
+    "machine_summary",
     "training_device",
     "resolve_precision",
     "compute_dtype",

@@ -782,8 +782,8 @@ def cogmen_table(rows: list[dict]) -> str:
     """The COGMEN rows (``bridging.runs.calibrate.Row.as_dict``) as a Markdown table."""
     lines = [
         "| input | COGMEN reported | bridging's COGMEN, mean | min | max | range | seeds | "
-        "within (±4, range ≤ 8) | settings |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "within (±4, range ≤ 8) | settings | trained on |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ok = {True: "yes", False: "**no**", None: "reported, not fitted"}[r.get("within")]
@@ -792,7 +792,8 @@ def cogmen_table(rows: list[dict]) -> str:
         seeds = ", ".join(f"{v:.2f}" for v in r["seeds"].values())
         lines.append(
             f"| {r['subset']} | {r['real']:.2f} | {r['mean']:.2f} | {r['min']:.2f} | "
-            f"{r['max']:.2f} | {r['range']:.2f} | {seeds} | {ok} | `{r['settings']}` |"
+            f"{r['max']:.2f} | {r['range']:.2f} | {seeds} | {ok} | `{r['settings']}` | "
+            f"{', '.join(r.get('trained_on') or ['not recorded'])} |"
         )
     return "\n".join(lines)
 
