@@ -293,6 +293,11 @@ def _parse_sets(items, preset: str):
         raise DataError(f"--set: {exc}") from None
 
 
+#: the COGMEN rows `calibrate --cogmen` measures by default: the fitted ones
+#: (``bridging.runs.calibrate.FITTED``, not imported here: it loads torch)
+COGMEN_SUBSETS = ["a", "v", "av"]
+
+
 def cmd_calibrate(args) -> int:
     from bridging.data.synthetic import calibration as cal
 
@@ -341,7 +346,7 @@ def cmd_calibrate(args) -> int:
         checked_by_cogmen=[row["subset"] for row in cogmen or ()],
     )
     command = "bridging-data calibrate" + (" --cogmen" if args.cogmen else "")
-    if args.cogmen and args.cogmen_subsets != ["a", "v", "av"]:
+    if args.cogmen and args.cogmen_subsets != COGMEN_SUBSETS:
         command += " --cogmen-subsets " + " ".join(args.cogmen_subsets)
     command += f" --markdown {args.markdown}" if args.markdown else ""
     from bridging.runs.precision import cpu_isa
@@ -508,8 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--cogmen-subsets",
         nargs="+",
-        default=["a", "v", "av"],
-        help="input modalities of the rows (default a v av; all: the seven of COGMEN's ablation)",
+        default=COGMEN_SUBSETS,
+        help=f"input modalities of the rows (default {' '.join(COGMEN_SUBSETS)}; all: the seven "
+        "of COGMEN's ablation)",
     )
     g.add_argument("--cogmen-seeds", type=int, nargs="+", default=[0, 1, 2])
     g.add_argument(

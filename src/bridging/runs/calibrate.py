@@ -155,23 +155,19 @@ class Row:
         return out
 
 
-def _finished(run_dir: Path) -> float | None:
-    """The test wF1 (%) of a finished run, None when it has not finished."""
+def _finished(run_dir: Path) -> dict | None:
+    """The metrics.json of a finished run, None when it has not finished."""
     try:
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+        return json.loads((run_dir / "metrics.json").read_text())
     except (OSError, ValueError):
         return None
-    return 100.0 * float(metrics["test"]["wf1"])
 
 
-def _trained_on(run_dir: Path) -> str:
+def _trained_on(metrics: dict | None) -> str:
     """The machine a finished run trained on, from its metrics.json: the CUDA device, else
     the CPU's instruction set; ``not recorded`` for runs written before metrics.json held
     it."""
-    try:
-        machine = json.loads((run_dir / "metrics.json").read_text()).get("machine") or {}
-    except (OSError, ValueError):
-        machine = {}
+    machine = (metrics or {}).get("machine") or {}
     device = str(machine.get("device", ""))
     return device if device.startswith("cuda") else machine.get("cpu_isa") or "not recorded"
 
@@ -206,13 +202,15 @@ def measure(
     record = {"fingerprint": fingerprint, "overrides": corpus, "epochs": epochs}
     (root / "corpus.json").write_text(json.dumps({**record, "extra": list(extra)}, indent=1))
     results: dict[str, dict] = {sub: {} for sub in subsets}
+    trained_on: dict[str, dict] = {sub: {} for sub in subsets}
     todo = []
     for sub in subsets:
         for seed in seeds:
             run_dir = root / sub / f"seed{seed}"
-            got = _finished(run_dir)
-            if got is not None:
-                results[sub][seed] = got
+            metrics = _finished(run_dir)
+            if metrics is not None:
+                results[sub][seed] = 100.0 * float(metrics["test"]["wf1"])
+                trained_on[sub][seed] = _trained_on(metrics)
                 continue
             if run_dir.exists():  # killed: replace it
                 shutil.rmtree(run_dir)
@@ -231,23 +229,21 @@ def measure(
     ctx = get_context("spawn")
     with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
         running = {
-            pool.submit(_run, ov, str(run_dir), threads): (sub, seed)
+            pool.submit(_run, ov, str(run_dir), threads): (sub, seed, run_dir)
             for sub, seed, ov, run_dir in todo
         }
         while running:
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for fut in finished:
-                sub, seed = running.pop(fut)
+                sub, seed, run_dir = running.pop(fut)
                 res = fut.result()
                 results[sub][seed] = 100.0 * res["wf1"]
+                trained_on[sub][seed] = _trained_on(_finished(run_dir))
                 log(
                     f"  {sub:>3} seed {seed}: test wF1 {100 * res['wf1']:.2f} "
                     f"({res['s']:.0f} s; {time.perf_counter() - t0:.0f} s in all)"
                 )
-    return {
-        sub: Row(sub, wf1, {seed: _trained_on(root / sub / f"seed{seed}") for seed in wf1})
-        for sub, wf1 in results.items()
-    }
+    return {sub: Row(sub, wf1, trained_on[sub]) for sub, wf1 in results.items()}
 
 
 def fit_strengths(
